@@ -1,0 +1,165 @@
+// Benchmark harness (npm run bench): drives the built server over stdio with a real MCP client against a
+// loopback sshd, and measures the same operations with OpenSSH (ControlMaster) and a bare ssh2 connection in
+// the same run. Prints JSON; the figures that matter are the ratios.
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Client } from '@modelcontextprotocol/client';
+import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
+import ssh2 from 'ssh2';
+import { stringify } from 'yaml';
+import { startSshd } from '../dist/testing/sshd.js';
+
+const run = promisify(execFile);
+const root = join(import.meta.dirname, '..');
+const SEQ = Number(process.env.BENCH_SEQ ?? 200);
+const CONC = 64;
+const BIG = 50 * 1024 * 1024;
+
+const pct = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return Math.round(s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] * 100) / 100;
+};
+const stats = (xs) => ({ p50: pct(xs, 50), p95: pct(xs, 95), p99: pct(xs, 99) });
+const ratio = (a, b) => Math.round((a / b) * 100) / 100;
+const log = (m) => process.stderr.write(`bench: ${m}\n`);
+
+async function peakRss(pid) {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const m = /VmHWM:\s+(\d+) kB/u.exec(status);
+  return m ? Math.round(Number(m[1]) / 1024) : null;
+}
+
+async function benchSshgate(sshd, dir) {
+  const configPath = join(dir, 'config.yaml');
+  await writeFile(
+    configPath,
+    stringify({
+      tier: 'exec',
+      known_hosts: { file: sshd.knownHostsPath },
+      audit: { path: join(dir, 'audit.jsonl') },
+      hosts: { bench: { hostname: sshd.address, port: sshd.port, user: sshd.user, identity_file: sshd.clientKeyPath } },
+    }),
+  );
+  const t0 = performance.now();
+  const transport = new StdioClientTransport({ command: process.execPath, args: [join(root, 'dist', 'main.js'), 'serve', '--config', configPath], stderr: 'ignore' });
+  const client = new Client({ name: 'bench', version: '1' });
+  await client.connect(transport);
+  await client.listTools();
+  const startupMs = Math.round(performance.now() - t0);
+  const call = (command) => client.callTool({ name: 'ssh_exec', arguments: { host: 'bench', command } }, { timeout: 600_000 });
+
+  await call('echo warm');
+  const lat = [];
+  for (let i = 0; i < SEQ; i += 1) {
+    const s = performance.now();
+    const r = await call('echo hi');
+    lat.push(performance.now() - s);
+    if (r.isError) throw new Error(JSON.stringify(r.content));
+  }
+  const c0 = performance.now();
+  const conc = await Promise.all(Array.from({ length: CONC }, () => call('echo hi').catch((e) => ({ isError: true, content: String(e) }))));
+  const concMs = Math.round(performance.now() - c0);
+  const concErrors = conc.filter((r) => r.isError).length;
+
+  const b0 = performance.now();
+  const big = await call(`head -c ${BIG} /dev/zero | tr '\\0' x`);
+  const bigMs = Math.round(performance.now() - b0);
+  const rss = await peakRss(transport.pid);
+  const returned = Buffer.byteLength(JSON.stringify(big));
+  await client.close();
+  return {
+    startup_to_tools_list_ms: startupMs,
+    exec_latency_ms: stats(lat),
+    concurrent_64: { wall_ms: concMs, errors: concErrors },
+    output_50mb: { wall_ms: bigMs, server_peak_rss_mb: rss, bytes_returned: returned, truncated: big.structuredContent?.truncated ?? null },
+  };
+}
+
+async function benchOpenSsh(sshd, dir) {
+  const sock = join(dir, 'cm.sock');
+  const base = ['-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${sshd.knownHostsPath}`, '-o', 'StrictHostKeyChecking=yes', '-i', sshd.clientKeyPath, '-p', String(sshd.port)];
+  const target = `${sshd.user}@${sshd.address}`;
+  await run('ssh', [...base, '-o', 'ControlMaster=yes', '-o', `ControlPath=${sock}`, '-o', 'ControlPersist=60', '-fN', target]);
+  const mux = [...base, '-o', `ControlPath=${sock}`, target];
+  const lat = [];
+  for (let i = 0; i < SEQ; i += 1) {
+    const s = performance.now();
+    await run('ssh', [...mux, 'echo hi']);
+    lat.push(performance.now() - s);
+  }
+  const c0 = performance.now();
+  const conc = await Promise.all(Array.from({ length: CONC }, () => run('ssh', [...mux, 'echo hi']).then(() => 0, () => 1)));
+  const concMs = Math.round(performance.now() - c0);
+  const b0 = performance.now();
+  await new Promise((resolve, reject) => {
+    const p = spawn('ssh', [...mux, `head -c ${BIG} /dev/zero | tr '\\0' x`], { stdio: ['ignore', 'ignore', 'ignore'] });
+    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`ssh exit ${code}`))));
+  });
+  const bigMs = Math.round(performance.now() - b0);
+  await run('ssh', [...mux, '-O', 'exit']).catch(() => undefined);
+  return { exec_latency_ms: stats(lat), concurrent_64: { wall_ms: concMs, errors: conc.reduce((a, b) => a + b, 0) }, output_50mb: { wall_ms: bigMs } };
+}
+
+async function benchBareSsh2(sshd) {
+  const key = await readFile(sshd.clientKeyPath);
+  const client = new ssh2.Client();
+  await new Promise((resolve, reject) => {
+    client.on('ready', resolve).on('error', reject);
+    client.connect({ host: sshd.address, port: sshd.port, username: sshd.user, privateKey: key, hostVerifier: () => true });
+  });
+  client._sock.setNoDelay(true);
+  const exec = () =>
+    new Promise((resolve, reject) => {
+      client.exec('echo hi', (err, ch) => {
+        if (err) return reject(err);
+        ch.on('data', () => undefined).on('close', resolve);
+        ch.stderr.on('data', () => undefined);
+        ch.end();
+      });
+    });
+  await exec();
+  const lat = [];
+  for (let i = 0; i < SEQ; i += 1) {
+    const s = performance.now();
+    await exec();
+    lat.push(performance.now() - s);
+  }
+  client.end();
+  return { exec_latency_ms: stats(lat) };
+}
+
+const dir = await mkdtemp(join(tmpdir(), 'sshgate-bench-'));
+const sshd = await startSshd({ address: '127.0.0.1', dir: join(dir, 'sshd') });
+try {
+  log(`sshd on ${sshd.address}:${sshd.port}; ${SEQ} sequential calls each`);
+  const bare = await benchBareSsh2(sshd);
+  log('bare ssh2 done');
+  const openssh = await benchOpenSsh(sshd, dir);
+  log('OpenSSH done');
+  const sshgate = await benchSshgate(sshd, dir);
+  log('sshgate done');
+  const out = {
+    machine: { node: process.version, cpus: (await import('node:os')).cpus().length },
+    sshgate,
+    openssh_controlmaster: openssh,
+    bare_ssh2_nodelay: bare,
+    ratios: {
+      exec_p50_vs_bare_ssh2: ratio(sshgate.exec_latency_ms.p50, bare.exec_latency_ms.p50),
+      exec_p50_vs_openssh: ratio(sshgate.exec_latency_ms.p50, openssh.exec_latency_ms.p50),
+      concurrent_64_wall_vs_openssh: ratio(sshgate.concurrent_64.wall_ms, openssh.concurrent_64.wall_ms),
+      output_50mb_wall_vs_openssh: ratio(sshgate.output_50mb.wall_ms, openssh.output_50mb.wall_ms),
+    },
+    targets: {
+      exec_p50_within_1_5x_bare_ssh2: sshgate.exec_latency_ms.p50 <= 1.5 * bare.exec_latency_ms.p50,
+      zero_errors_at_64_concurrent: sshgate.concurrent_64.errors === 0,
+      server_rss_under_150mb_during_50mb_output: sshgate.output_50mb.server_peak_rss_mb !== null && sshgate.output_50mb.server_peak_rss_mb < 150,
+    },
+  };
+  process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+} finally {
+  await sshd.stop();
+  await rm(dir, { recursive: true, force: true });
+}

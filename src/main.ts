@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+// argv -> config -> server -> transport; nothing else. stdout belongs to MCP in serve mode.
+import { Command, Option } from 'commander';
+import { SshgateError } from './errors.js';
+import { createLogger } from './log.js';
+import { TIERS, type Tier } from './policy/tiers.js';
+import { SERVER_INFO } from './server/create-server.js';
+
+const log = createLogger();
+
+function fail(err: unknown): never {
+  if (err instanceof SshgateError) {
+    process.stderr.write(`sshgate: ${err.code}: ${err.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`sshgate: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+}
+
+const program = new Command()
+  .name('sshgate')
+  .description('MCP server that lets AI assistants operate SSH hosts under a policy, with verified host keys and an audit log.')
+  .version(SERVER_INFO.version)
+  .showHelpAfterError();
+
+const configOption = (): Option => new Option('-c, --config <path>', 'config file (default $SSHGATE_CONFIG, then ~/.config/sshgate/config.yaml)').env('SSHGATE_CONFIG');
+const tierOption = (): Option => new Option('--tier <tier>', 'lower the global tier for this run (never raises it)').choices(TIERS);
+
+async function serve(opts: { config?: string; tier?: Tier }): Promise<void> {
+  const { runServe } = await import('./cli/serve.js');
+  await runServe({ ...(opts.config === undefined ? {} : { config: opts.config }), ...(opts.tier === undefined ? {} : { tier: opts.tier }) }, log);
+}
+
+program
+  .command('serve', { isDefault: true })
+  .description('serve MCP on stdio (what MCP clients start)')
+  .addOption(configOption())
+  .addOption(tierOption())
+  .action(async (opts: { config?: string; tier?: Tier }) => {
+    await serve(opts);
+  });
+
+program
+  .command('demo')
+  .description('start a throwaway sshd on loopback and drive sshgate through a narrated session')
+  .option('--keep', 'keep the temporary directory (config, keys, audit log) for inspection')
+  .action(async (opts: { keep?: boolean }) => {
+    const { runDemo } = await import('./cli/demo.js');
+    process.exitCode = await runDemo({ keep: opts.keep === true });
+  });
+
+const audit = program.command('audit').description('audit log tools');
+audit
+  .command('verify')
+  .argument('<file>', 'audit log (JSON Lines)')
+  .description('check the hash chain: exit 0 when intact, 1 naming the first bad line')
+  .action(async (file: string) => {
+    const { runAuditVerify } = await import('./cli/audit.js');
+    process.exitCode = await runAuditVerify(file, (line) => process.stdout.write(`${line}\n`));
+  });
+
+program.parseAsync(process.argv).catch(fail);

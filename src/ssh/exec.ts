@@ -1,0 +1,350 @@
+// Runs one command on a host and returns its exit status and capped output; a timeout or cancellation
+// really stops the remote process group, and a dropped connection is never reported as a success.
+import { randomBytes } from 'node:crypto';
+import type { ClientChannel } from 'ssh2';
+import { SshgateError } from '../errors.js';
+import type { ResolvedHost } from '../config/load.js';
+import { classifyOpenError, type ConnectionPool, type Lease } from './pool.js';
+
+/** Options of {@link execCommand}. */
+export interface ExecOptions {
+  /** Working directory (absolute POSIX path); the command fails with exit 126 if it cannot be entered. */
+  cwd?: string;
+  /** Extra environment variables, set with `export` before the command (values are shell-quoted). */
+  env?: Record<string, string>;
+  /** Bytes written to the command's standard input, which is then closed. Absent: stdin is closed at once. */
+  stdin?: string | Buffer;
+  /** Bytes kept per stream (head and tail halves); the rest is counted, never buffered. */
+  maxOutputBytes: number;
+  /** Aborted on timeout or MCP cancellation; the reason decides `timed_out` vs `CANCELLED`. */
+  signal: AbortSignal;
+  /** How long to wait for the output streams to close after the exit status arrived. Default 250 ms. */
+  exitGraceMs?: number;
+}
+
+/** The execa-shaped result of a command that ran (a non-zero exit is data, not an error). */
+export interface ExecResult {
+  exit_code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  timed_out: boolean;
+  truncated: boolean;
+  duration_ms: number;
+  stdout_bytes: number;
+  stderr_bytes: number;
+}
+
+/** Quotes a string as one POSIX shell word. */
+export function shellQuote(value: string): string {
+  if (value !== '' && /^[\w@%+=:,./-]+$/u.test(value)) return value;
+  return `'${value.replace(/'/gu, `'\\''`)}'`;
+}
+
+/**
+ * Keeps the first and last halves of a byte stream up to `max` bytes and counts the rest.
+ * Memory stays O(max) whatever flows through it.
+ */
+export class HeadTailBuffer {
+  private readonly head: Buffer[] = [];
+  private headBytes = 0;
+  private tail: Buffer[] = [];
+  private tailBytes = 0;
+  total = 0;
+
+  constructor(private readonly max: number) {}
+
+  push(chunk: Buffer): void {
+    this.total += chunk.length;
+    const headCap = Math.floor(this.max / 2);
+    if (this.headBytes < headCap) {
+      const take = Math.min(headCap - this.headBytes, chunk.length);
+      this.head.push(chunk.subarray(0, take));
+      this.headBytes += take;
+      chunk = chunk.subarray(take);
+      if (chunk.length === 0) return;
+    }
+    const tailCap = this.max - headCap;
+    if (chunk.length >= tailCap) {
+      this.tail = [Buffer.from(chunk.subarray(chunk.length - tailCap))];
+      this.tailBytes = tailCap;
+      return;
+    }
+    this.tail.push(chunk);
+    this.tailBytes += chunk.length;
+    while (this.tailBytes > tailCap) {
+      const first = this.tail[0];
+      if (first === undefined) break;
+      const excess = this.tailBytes - tailCap;
+      if (first.length <= excess) {
+        this.tail.shift();
+        this.tailBytes -= first.length;
+      } else {
+        this.tail[0] = first.subarray(excess);
+        this.tailBytes -= excess;
+      }
+    }
+  }
+
+  get truncated(): boolean {
+    return this.total > this.headBytes + this.tailBytes;
+  }
+
+  /** The kept text; when bytes were dropped, a marker between head and tail says how many. */
+  text(): string {
+    const head = Buffer.concat(this.head).toString('utf8');
+    const tail = Buffer.concat(this.tail).toString('utf8');
+    if (!this.truncated) return head + tail;
+    const omitted = this.total - this.headBytes - this.tailBytes;
+    return `${head}\n[... sshgate: ${omitted} bytes omitted; the first and last ${this.max / 2} bytes are shown ...]\n${tail}`;
+  }
+}
+
+const PID_MARK = '\u001esshgate-pid:';
+
+/**
+ * Finds and removes the pid marker the wrapper prints first on stderr. Bytes before the marker (a noisy
+ * login script) are kept as stderr.
+ */
+class StderrPidSniffer {
+  pid: number | null = null;
+  private pending: Buffer | null = Buffer.alloc(0);
+
+  constructor(private readonly sink: (chunk: Buffer) => void) {}
+
+  push(chunk: Buffer): void {
+    if (this.pending === null) {
+      this.sink(chunk);
+      return;
+    }
+    const data = Buffer.concat([this.pending, chunk]);
+    const text = data.toString('latin1');
+    // eslint-disable-next-line no-control-regex -- the marker is framed by ASCII record separators on purpose.
+    const match = /\u001esshgate-pid:(\d+)\u001e/u.exec(text);
+    if (match !== null) {
+      this.pid = Number(match[1]);
+      this.pending = null;
+      const before = data.subarray(0, match.index);
+      const after = data.subarray(match.index + match[0].length);
+      if (before.length > 0) this.sink(before);
+      if (after.length > 0) this.sink(after);
+      return;
+    }
+    if (data.length > 4096 && !text.includes(PID_MARK)) {
+      this.pending = null;
+      this.sink(data);
+      return;
+    }
+    this.pending = data;
+  }
+
+  flush(): void {
+    if (this.pending !== null && this.pending.length > 0) this.sink(this.pending);
+    this.pending = null;
+  }
+}
+
+/**
+ * Builds the remote command line: first the marker with the session shell's pid (sshd makes that shell a
+ * session and process-group leader with setsid(), so the pid is also the group to kill), then the cwd and
+ * environment, then the command itself, unchanged.
+ */
+export function buildRemoteCommand(command: string, options: Pick<ExecOptions, 'cwd' | 'env'>): string {
+  const parts = [`printf '\\036sshgate-pid:%s\\036' "$$" >&2`];
+  if (options.cwd !== undefined) parts.push(`cd -- ${shellQuote(options.cwd)} || exit 126`);
+  for (const [name, value] of Object.entries(options.env ?? {})) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/u.test(name)) throw new SshgateError('INVALID_INPUT', `env: ${JSON.stringify(name)} is not a valid variable name`);
+    parts.push(`export ${name}=${shellQuote(value)}`);
+  }
+  return `${parts.join('; ')}\n${command}`;
+}
+
+function openExec(lease: Lease, command: string): Promise<ClientChannel> {
+  return new Promise((resolve, reject) => {
+    try {
+      lease.conn.client.exec(command, (err, channel) => {
+        if (err !== undefined) {
+          reject(classifyOpenError(err));
+          return;
+        }
+        resolve(channel);
+      });
+    } catch (err) {
+      // ssh2 throws synchronously when the connection is already gone.
+      reject(classifyOpenError(err as Error));
+    }
+  });
+}
+
+/**
+ * Stops the remote process group `pgid`: SIGTERM, then SIGKILL after up to 2 s, over a new channel on
+ * the same connection. Resolves true when the group is gone.
+ */
+async function killProcessGroup(lease: Lease, pgid: number): Promise<boolean> {
+  const script =
+    `kill -TERM -- -${pgid} 2>/dev/null; i=0; ` +
+    `while kill -0 -- -${pgid} 2>/dev/null && [ $i -lt 20 ]; do sleep 0.1; i=$((i+1)); done; ` +
+    `kill -KILL -- -${pgid} 2>/dev/null; sleep 0.05; if kill -0 -- -${pgid} 2>/dev/null; then echo alive; else echo gone; fi`;
+  for (let attempt = 0; attempt < 5; attempt += 1) {
+    try {
+      const channel = await openExec(lease, script);
+      const out = await new Promise<string>((resolve) => {
+        let text = '';
+        const timer = setTimeout(() => {
+          channel.close();
+          resolve(text);
+        }, 5000);
+        channel.on('data', (d: Buffer) => (text += d.toString()));
+        channel.stderr.on('data', () => undefined);
+        channel.on('error', () => undefined);
+        channel.on('close', () => {
+          clearTimeout(timer);
+          resolve(text);
+        });
+        channel.end();
+      });
+      return out.includes('gone');
+    } catch (err) {
+      if (err instanceof Error && 'kind' in err && (err as { kind: string }).kind === 'refused') {
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
+      }
+      return false;
+    }
+  }
+  return false;
+}
+
+/**
+ * Runs `command` through the remote account's shell and waits for it.
+ * - Non-zero exit: a normal result.
+ * - `signal` aborted: the remote process group is stopped (TERM, then KILL), then the partial output is
+ *   returned with `timed_out: true` when the reason is a timeout, or `CANCELLED` is thrown.
+ * - Exit status arrived but a background child keeps stdout open: the result is returned after `exitGraceMs`.
+ * @throws SshgateError CONNECTION_LOST when the connection drops before an exit status arrived (the
+ *   command's outcome is unknown), CANCELLED, or the pool's connect errors.
+ */
+export async function execCommand(pool: ConnectionPool, host: ResolvedHost, command: string, options: ExecOptions): Promise<ExecResult> {
+  const remote = buildRemoteCommand(command, options);
+  return pool.withChannel(host, options.signal, async (lease) => {
+    const started = performance.now();
+    const channel = await openExec(lease, remote);
+    const stdout = new HeadTailBuffer(options.maxOutputBytes);
+    const stderr = new HeadTailBuffer(options.maxOutputBytes);
+    const sniffer = new StderrPidSniffer((chunk) => {
+      stderr.push(chunk);
+    });
+
+    return await new Promise<ExecResult>((resolve, reject) => {
+      let exitCode: number | null = null;
+      let exitSignal: string | null = null;
+      let sawExit = false;
+      let finished = false;
+      let graceTimer: NodeJS.Timeout | null = null;
+
+      const result = (timedOut: boolean): ExecResult => {
+        sniffer.flush();
+        return {
+          exit_code: exitCode,
+          signal: exitSignal,
+          stdout: stdout.text(),
+          stderr: stderr.text(),
+          timed_out: timedOut,
+          truncated: stdout.truncated || stderr.truncated,
+          duration_ms: Math.round(performance.now() - started),
+          stdout_bytes: stdout.total,
+          stderr_bytes: stderr.total,
+        };
+      };
+      const finish = (fn: () => void): void => {
+        if (finished) return;
+        finished = true;
+        options.signal.removeEventListener('abort', onAbort);
+        if (graceTimer !== null) clearTimeout(graceTimer);
+        fn();
+      };
+
+      // Once an abort starts, only the abort path settles: the exit status our own SIGTERM causes must not
+      // turn a timed-out or cancelled call into a success.
+      let aborting = false;
+      const onAbort = (): void => {
+        if (finished || sawExit || aborting) return;
+        aborting = true;
+        const reason: unknown = options.signal.reason;
+        const pid = sniffer.pid;
+        void (async () => {
+          let stopped = false;
+          if (pid !== null) stopped = await killProcessGroup(lease, pid);
+          channel.close();
+          finish(() => {
+            const partial = result(true);
+            if (reason instanceof SshgateError && reason.code === 'CANCELLED') {
+              reject(
+                new SshgateError('CANCELLED', `the call was cancelled; the remote command ${stopped ? 'was stopped' : 'may still be running (it could not be signalled)'}`, {
+                  details: { ...partial },
+                }),
+              );
+              return;
+            }
+            reject(
+              new SshgateError(
+                'COMMAND_TIMEOUT',
+                `the command ran past its timeout and ${stopped ? 'was stopped on the host (SIGTERM, then SIGKILL)' : 'could not be confirmed stopped on the host'}; partial output follows`,
+                { details: { ...partial, stopped } },
+              ),
+            );
+          });
+        })();
+      };
+      options.signal.addEventListener('abort', onAbort, { once: true });
+
+      channel.on('data', (chunk: Buffer) => {
+        stdout.push(chunk);
+      });
+      channel.stderr.on('data', (chunk: Buffer) => {
+        sniffer.push(chunk);
+      });
+      channel.on('error', () => undefined);
+      channel.stderr.on('error', () => undefined);
+      channel.on('exit', (code: number | null, sig?: string) => {
+        exitCode = code;
+        exitSignal = sig ?? null;
+        if (aborting) return;
+        sawExit = true;
+        // Trap (DESIGN 11): a background child holding stdout delays 'close'; finish at exit plus a grace.
+        graceTimer = setTimeout(() => {
+          channel.close();
+          finish(() => {
+            resolve(result(false));
+          });
+        }, options.exitGraceMs ?? 250);
+      });
+      channel.on('close', () => {
+        if (aborting) return;
+        if (sawExit) {
+          finish(() => {
+            resolve(result(false));
+          });
+          return;
+        }
+        // Trap (DESIGN 11): sshd died mid-command; the channel closes with no exit status.
+        finish(() => {
+          reject(
+            new SshgateError('CONNECTION_LOST', `${host.alias}: the connection was lost while the command ran; its exit status is unknown (it may or may not have completed)`, {
+              details: { ...result(false) },
+            }),
+          );
+        });
+      });
+
+      if (options.stdin !== undefined) channel.end(options.stdin);
+      else channel.end();
+      if (options.signal.aborted) onAbort();
+    });
+  });
+}
+
+/** A random token, for temp file names and markers. */
+export function randomToken(bytes = 8): string {
+  return randomBytes(bytes).toString('hex');
+}

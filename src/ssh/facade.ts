@@ -1,0 +1,233 @@
+// The SSH operations tools may use, bound to the pool and to one call's signal: tools never touch ssh2.
+import { posix } from 'node:path';
+import { SshgateError } from '../errors.js';
+import type { ResolvedHost } from '../config/load.js';
+import type { Tier } from '../policy/tiers.js';
+import { execCommand, type ExecResult } from './exec.js';
+import type { ConnectionPool } from './pool.js';
+import { confineExisting, confineForWrite, lexicalPath, readText, sftpOps, withSftp, writeAtomic, type ReadOutcome, type WriteOutcome } from './sftp.js';
+
+/** A configured host as the model may see it (no secrets, no key paths). */
+export interface HostSummary {
+  alias: string;
+  hostname: string;
+  port: number;
+  user: string;
+  tier: Tier;
+  labels: string[];
+  roots: string[];
+  allow_execute: boolean;
+  allow_sftp_read: boolean;
+  allow_sftp_write: boolean;
+}
+
+/** Read-only view of the configured hosts. */
+export interface HostInventory {
+  list(): HostSummary[];
+}
+
+/** Builds the inventory view of a set of resolved hosts. */
+export function createInventory(hosts: ReadonlyMap<string, ResolvedHost>): HostInventory {
+  return {
+    list: () =>
+      [...hosts.values()].map((h) => ({
+        alias: h.alias,
+        hostname: h.hostname,
+        port: h.port,
+        user: h.user,
+        tier: h.tier,
+        labels: [...h.labels],
+        roots: [...h.roots],
+        allow_execute: h.allowExecute,
+        allow_sftp_read: h.allowSftpRead,
+        allow_sftp_write: h.allowSftpWrite,
+      })),
+  };
+}
+
+/** One directory entry as returned to the model. */
+export interface DirectoryEntry {
+  name: string;
+  type: 'file' | 'directory' | 'symlink' | 'fifo' | 'socket' | 'block' | 'char' | 'other';
+  size: number;
+  mode: string;
+  permissions: string;
+  uid: number;
+  gid: number;
+  mtime: string;
+  link_target: string | null;
+}
+
+/** stat/lstat of a path. */
+export interface FileInfo extends DirectoryEntry {
+  path: string;
+  /** For a symlink, the type of what it points to (null when dangling). */
+  target_type: DirectoryEntry['type'] | null;
+}
+
+function fileType(mode: number): DirectoryEntry['type'] {
+  switch (mode & 0o170000) {
+    case 0o100000:
+      return 'file';
+    case 0o040000:
+      return 'directory';
+    case 0o120000:
+      return 'symlink';
+    case 0o010000:
+      return 'fifo';
+    case 0o140000:
+      return 'socket';
+    case 0o060000:
+      return 'block';
+    case 0o020000:
+      return 'char';
+    default:
+      return 'other';
+  }
+}
+
+/** `rwxr-x---` style rendering of permission bits, with setuid/setgid/sticky as `ls -l` shows them. */
+export function permissionString(mode: number): string {
+  const bits = ['r', 'w', 'x'];
+  let out = '';
+  for (let i = 8; i >= 0; i -= 1) out += mode & (1 << i) ? (bits[(8 - i) % 3] ?? '-') : '-';
+  const chars = out.split('');
+  const special = (index: number, flag: number, set: string, unset: string): void => {
+    if (mode & flag) chars[index] = chars[index] === 'x' ? set : unset;
+  };
+  special(2, 0o4000, 's', 'S');
+  special(5, 0o2000, 's', 'S');
+  special(8, 0o1000, 't', 'T');
+  return chars.join('');
+}
+
+function entryOf(name: string, attrs: { mode: number; size: number; uid: number; gid: number; mtime: number }, linkTarget: string | null): DirectoryEntry {
+  return {
+    name,
+    type: fileType(attrs.mode),
+    size: attrs.size,
+    mode: (attrs.mode & 0o7777).toString(8).padStart(4, '0'),
+    permissions: permissionString(attrs.mode),
+    uid: attrs.uid,
+    gid: attrs.gid,
+    mtime: new Date(attrs.mtime * 1000).toISOString(),
+    link_target: linkTarget,
+  };
+}
+
+/** Result of a ping. */
+export interface PingResult {
+  reachable: true;
+  latency_ms: number;
+  fingerprint: string;
+  key_type: string;
+  banner: string;
+}
+
+/** SSH operations for tools; every method honours the call's signal. */
+export interface HostFacade {
+  ping(host: ResolvedHost): Promise<PingResult>;
+  exec(host: ResolvedHost, command: string, options: { cwd?: string; env?: Record<string, string>; stdin?: string; maxOutputBytes?: number }): Promise<ExecResult>;
+  listDirectory(host: ResolvedHost, path: string): Promise<{ path: string; entries: DirectoryEntry[] }>;
+  fileInfo(host: ResolvedHost, path: string, follow: boolean): Promise<FileInfo>;
+  readFile(
+    host: ResolvedHost,
+    path: string,
+    options: { startLine?: number; lineCount?: number; offset?: number; maxBytes: number; encoding: 'utf8' | 'base64' },
+  ): Promise<ReadOutcome>;
+  writeFile(host: ResolvedHost, path: string, data: Buffer, options: { mode?: number; expectedSha256?: string }): Promise<WriteOutcome>;
+}
+
+/** Limits the facade applies. */
+export interface FacadeLimits {
+  maxOutputBytes: number;
+  hashLimitBytes: number;
+}
+
+/** Creates the facade for one call. */
+export function createHostFacade(pool: ConnectionPool, signal: AbortSignal, limits: FacadeLimits): HostFacade {
+  return {
+    async ping(host) {
+      const info = await pool.info(host, signal);
+      const started = performance.now();
+      const result = await execCommand(pool, host, 'true', { maxOutputBytes: 4096, signal, exitGraceMs: 50 });
+      const latency = performance.now() - started;
+      if (result.exit_code !== 0) throw new SshgateError('REMOTE_FAILURE', `${host.alias}: the test command failed (exit ${result.exit_code ?? 'none'}): ${result.stderr.slice(0, 300)}`);
+      return { reachable: true, latency_ms: Math.round(latency * 100) / 100, fingerprint: info.fingerprint, key_type: info.keyType, banner: info.banner };
+    },
+
+    exec(host, command, options) {
+      return execCommand(pool, host, command, {
+        ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+        ...(options.env === undefined ? {} : { env: options.env }),
+        ...(options.stdin === undefined ? {} : { stdin: options.stdin }),
+        maxOutputBytes: options.maxOutputBytes ?? limits.maxOutputBytes,
+        signal,
+      });
+    },
+
+    listDirectory(host, path) {
+      return withSftp(pool, host, signal, async (sftp) => {
+        const real = await confineExisting(sftp, host, path);
+        const list = await sftpOps.readdir(sftp, real);
+        const entries = await Promise.all(
+          list.map(async (item) => {
+            let target: string | null = null;
+            if (item.attrs.isSymbolicLink()) target = await sftpOps.readlink(sftp, posix.join(real, item.filename)).catch(() => null);
+            return entryOf(item.filename, item.attrs, target);
+          }),
+        );
+        entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+        return { path: real, entries };
+      });
+    },
+
+    fileInfo(host, path, follow) {
+      return withSftp(pool, host, signal, async (sftp) => {
+        const lexical = lexicalPath(host, path);
+        // The path itself is checked lexically; following a symlink must not lead out of the roots.
+        const lst = await sftpOps.lstat(sftp, lexical);
+        let target: string | null = null;
+        let targetType: DirectoryEntry['type'] | null = null;
+        if (lst.isSymbolicLink()) {
+          target = await sftpOps.readlink(sftp, lexical);
+          try {
+            const real = await confineExisting(sftp, host, lexical);
+            targetType = fileType((await sftpOps.stat(sftp, real)).mode);
+            if (follow) return { ...entryOf(posix.basename(real), await sftpOps.stat(sftp, real), target), path: real, target_type: targetType };
+          } catch (err) {
+            if (follow || !(err instanceof SshgateError && err.code === 'REMOTE_NOT_FOUND')) throw err;
+          }
+        }
+        return { ...entryOf(posix.basename(lexical) || '/', lst, target), path: lexical, target_type: targetType };
+      });
+    },
+
+    readFile(host, path, options) {
+      return withSftp(pool, host, signal, async (sftp) => {
+        const real = await confineExisting(sftp, host, path);
+        return readText(sftp, real, { ...options, hashLimitBytes: limits.hashLimitBytes, signal });
+      });
+    },
+
+    writeFile(host, path, data, options) {
+      return withSftp(pool, host, signal, async (sftp) => {
+        const target = await confineForWrite(sftp, host, path);
+        if (options.expectedSha256 !== undefined) {
+          const current =
+            target.existing === null
+              ? null
+              : (await readText(sftp, target.path, { maxBytes: 1, hashLimitBytes: Number.MAX_SAFE_INTEGER, encoding: 'base64', signal })).sha256;
+          if (current !== options.expectedSha256.toLowerCase()) {
+            throw new SshgateError(
+              'REMOTE_FAILURE',
+              `${path} changed since it was read: expected sha256 ${options.expectedSha256}, found ${current ?? 'no file'}; read it again before writing`,
+              { details: { current_sha256: current } },
+            );
+          }
+        }
+        return writeAtomic(sftp, host, target, data, { ...(options.mode === undefined ? {} : { mode: options.mode }), signal });
+      });
+    },
+  };
+}
