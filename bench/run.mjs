@@ -132,7 +132,11 @@ async function benchBareSsh2(sshd) {
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'sshgate-bench-'));
-const sshd = await startSshd({ address: '127.0.0.1', dir: join(dir, 'sshd') });
+// BENCH_USER: log in as this user (root only). The shell start-up files of the login user run on every exec
+// (Debian's bash sources ~/.bashrc for sshd sessions); a heavy one (pyenv init: ~85 ms here) would dominate every
+// figure, for sshgate and OpenSSH alike. A plain /bin/sh user measures the transport, not the dotfiles.
+const benchUser = process.env.BENCH_USER;
+const sshd = await startSshd({ address: '127.0.0.1', dir: join(dir, 'sshd'), ...(benchUser ? { user: benchUser } : {}) });
 try {
   log(`sshd on ${sshd.address}:${sshd.port}; ${SEQ} sequential calls each`);
   const bare = await benchBareSsh2(sshd);
@@ -142,7 +146,7 @@ try {
   const sshgate = await benchSshgate(sshd, dir);
   log('sshgate done');
   const out = {
-    machine: { node: process.version, cpus: (await import('node:os')).cpus().length },
+    machine: { node: process.version, cpus: (await import('node:os')).cpus().length, login_user: sshd.user, sequential_calls: SEQ },
     sshgate,
     openssh_controlmaster: openssh,
     bare_ssh2_nodelay: bare,

@@ -122,7 +122,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const step = async (title: string, tool: string, args: Record<string, unknown>, expectError: string | null = null): Promise<CallToolResult> => {
       say.section(title);
       say.call(tool, args);
-      const result = (await c.callTool({ name: tool, arguments: args })) as CallToolResult;
+      const result = (await c.callTool({ name: tool, arguments: args }));
       const isError = result.isError === true;
       say.result(textOf(result), isError);
       const code = isError ? (result.structuredContent as { error?: { code?: string } } | undefined)?.error?.code : null;

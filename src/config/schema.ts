@@ -1,6 +1,7 @@
 // The configuration schema: the single source for config types, defaults, validation and docs/configuration.md.
 import { z } from 'zod';
 import { TIERS } from '../policy/tiers.js';
+import { CONSTRUCTS } from '../policy/command-policy.js';
 
 export const tierSchema = z.enum(TIERS).describe('Capability tier: read < write < exec < sudo.');
 
@@ -26,9 +27,9 @@ export const commandRulesSchema = z.strictObject({
   allow: z.array(regexString).optional().describe('Regexes; when present, every simple command must match one (matched against its words joined by single spaces).'),
   deny: z.array(regexString).optional().describe('Regexes; a simple command matching one is refused. A speed bump, not a boundary.'),
   allow_constructs: z
-    .array(z.string())
+    .array(z.enum(CONSTRUCTS))
     .optional()
-    .describe('Opt-in for constructs refused by default (for example "command_substitution", "pipe_to_shell"). See docs/security-model.md.'),
+    .describe('Constructs refused by default that this host allows (for example "command_substitution"). See docs/security-model.md for the list.'),
   max_length: z.number().int().positive().optional().describe('Commands longer than this many bytes are refused before parsing. Default 16384.'),
 });
 

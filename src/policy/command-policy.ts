@@ -236,6 +236,9 @@ const INJECTION_VARIABLE =
   /^(?:LD_|DYLD_|GIT_|BASH|PYTHON|PERL|RUBY|NODE_|LUA_|JAVA_|_JAVA_|JDK_JAVA_)|^(?:PATH|ENV|HOME|LC_ALL|LC_CTYPE|LANG|CDPATH|SHELLOPTS|PS[0-4]|PROMPT_COMMAND|PAGER|MANPAGER|SYSTEMD_PAGER|SYSTEMD_EDITOR|EDITOR|VISUAL|FCEDIT|BROWSER|LESSOPEN|LESSCLOSE|SSH_ASKPASS|SUDO_ASKPASS|SUDO_EDITOR|GCONV_PATH|HOSTALIASES|EXINIT|VIMINIT|CLASSPATH|PHPRC|PHP_INI_SCAN_DIR|XDG_CONFIG_HOME|XDG_CONFIG_DIRS|ZDOTDIR|OPENSSL_CONF|TMPDIR)$/u;
 
 /** A variable name followed by a subscript that expands something: bash evaluates it wherever it takes a name. */
+/** A locale whose character set cannot change how bash splits the bytes it parses next. */
+const LOCALE_VARIABLE = /^(?:LC_ALL|LC_CTYPE|LANG)$/u;
+const SAFE_LOCALE = /^(?:C|POSIX|[\w@-]*\.(?:UTF-8|utf-?8))$/u;
 const SUBSCRIPT_CODE = /[A-Za-z_]\w*\[[^\]]*[$`]/u;
 const ARITHMETIC_LITERAL = /^(?:0[xX][\da-fA-F]+|\d+#[\w@]+|\d+)$/u;
 const NETWORK_DEVICE = /^\/dev\/(?:tcp|udp)\//u;
@@ -572,7 +575,15 @@ function matchRules(command: SimpleCommand, launched: readonly number[], scope: 
   const candidates = [full, [...command.words, ...command.redirects].join(' '), ...command.redirects];
   const name = command.words[0];
   if (name?.includes('/')) candidates.push([basename(name), ...command.words.slice(1), ...command.redirects].join(' '));
-  for (const index of launched) candidates.push(command.words.slice(index).join(' '));
+  // Suffixes of one joined string share its memory, so a long launcher line stays linear.
+  const words = command.words.join(' ');
+  const starts: number[] = [];
+  let offset = 0;
+  for (const word of command.words) {
+    starts.push(offset);
+    offset += word.length + 1;
+  }
+  for (const index of launched) candidates.push(words.slice(starts[index]));
   const denied = deny.findIndex((rule) => candidates.some((candidate) => rule.test(candidate)));
   if (denied !== -1) {
     throw new Refusal(
@@ -594,12 +605,15 @@ function basename(path: string): string {
   return path.slice(path.lastIndexOf('/') + 1);
 }
 
-function checkVariableName(name: string, scope: Scope): void {
-  if (INJECTION_VARIABLE.test(name)) useConstruct(scope, 'env_injection');
+/** `value`, when known, lets locale variables through with a C or UTF-8 locale. */
+function checkVariableName(name: string, scope: Scope, value?: WordInfo): void {
+  const isSafeLocale = LOCALE_VARIABLE.test(name) && value?.isStatic === true && SAFE_LOCALE.test(value.value);
+  if (INJECTION_VARIABLE.test(name) && !isSafeLocale) useConstruct(scope, 'env_injection');
 }
 
 function analyseAssign(assign: ShAssign, scope: Scope): WordInfo {
-  checkVariableName((assign.Name as ShLit).Value, scope);
+  const value = assign.Value === null ? { value: '', isStatic: true } : analyseWord(assign.Value, scope);
+  checkVariableName((assign.Name as ShLit).Value, scope, value);
   if (assign.Index !== null) checkArithmetic(assign.Index, scope);
   if (assign.Array !== null) {
     for (const element of assign.Array.Elems) {
@@ -607,7 +621,6 @@ function analyseAssign(assign: ShAssign, scope: Scope): WordInfo {
       if (element.Value !== null) analyseWord(element.Value, scope);
     }
   }
-  const value = assign.Value === null ? { value: '', isStatic: true } : analyseWord(assign.Value, scope);
   if (value.isStatic && assign.Index === null && assign.Array === null) {
     return { value: `${(assign.Name as ShLit).Value}${assign.Append ? '+=' : '='}${value.value}`, isStatic: true };
   }
@@ -930,7 +943,8 @@ function checkNamedCommand(words: readonly WordInfo[], start: number, scope: Sco
   // Strip a leading path (`/usr/bin/python3`) and a version (`python3.12`, `perl5.36`).
   const name = basename(first.value);
   const check = COMMAND_CHECKS.get(name) ?? COMMAND_CHECKS.get(name.replace(/[\d.]+$/u, '')) ?? (DYNAMIC_LOADER.test(name) ? LAUNCHER : undefined);
-  const launchedAt = check?.(words.slice(start + 1), scope);
+  if (check === undefined) return [];
+  const launchedAt = check(words.slice(start + 1), scope);
   if (launchedAt === undefined || nested) return [];
   const launched: number[] = [];
   for (let index = start + 1 + launchedAt; index < words.length; index++) {

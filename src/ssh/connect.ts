@@ -1,7 +1,7 @@
 // Opens one verified, authenticated SSH connection: socket with Nagle off, known_hosts check before auth, keepalive.
 import { connect as netConnect, type Socket } from 'node:net';
 import { readFile, stat } from 'node:fs/promises';
-import { Client, utils as sshUtils, type AnyAuthMethod, type ParsedKey } from 'ssh2';
+import ssh2, { type AnyAuthMethod, type ParsedKey } from 'ssh2';
 import { SshgateError } from '../errors.js';
 import type { ResolvedHost } from '../config/load.js';
 import {
@@ -18,6 +18,10 @@ import {
   type KnownHostsEntry,
 } from './known-hosts.js';
 import { mapConnectError } from './map-error.js';
+
+// ssh2 is CommonJS: Node's ESM loader exposes its exports only through the default import.
+const { Client, utils: sshUtils } = ssh2;
+type Client = InstanceType<typeof Client>;
 
 /** known_hosts policy: strict refuses unknown hosts; accept-new appends a first-seen key. */
 export type KnownHostsMode = 'strict' | 'accept-new';

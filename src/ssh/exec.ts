@@ -3,8 +3,9 @@
 import { randomBytes } from 'node:crypto';
 import type { ClientChannel } from 'ssh2';
 import { SshgateError } from '../errors.js';
+import { shellQuote } from '../policy/shell-quote.js';
 import type { ResolvedHost } from '../config/load.js';
-import { classifyOpenError, type ConnectionPool, type Lease } from './pool.js';
+import { abortable, classifyOpenError, type ConnectionPool, type Lease } from './pool.js';
 
 /** Options of {@link execCommand}. */
 export interface ExecOptions {
@@ -35,11 +36,6 @@ export interface ExecResult {
   stderr_bytes: number;
 }
 
-/** Quotes a string as one POSIX shell word. */
-export function shellQuote(value: string): string {
-  if (value !== '' && /^[\w@%+=:,./-]+$/u.test(value)) return value;
-  return `'${value.replace(/'/gu, `'\\''`)}'`;
-}
 
 /**
  * Keeps the first and last halves of a byte stream up to `max` bytes and counts the rest.
@@ -145,9 +141,12 @@ class StderrPidSniffer {
 }
 
 /**
- * Builds the remote command line: first the marker with the session shell's pid (sshd makes that shell a
- * session and process-group leader with setsid(), so the pid is also the group to kill), then the cwd and
- * environment, then the command itself, unchanged.
+ * Builds the remote command line for the login shell: first the marker with the session shell's pid (sshd makes
+ * that shell a session and process-group leader with setsid(), so the pid is also the group to kill), then the
+ * cwd and environment, then `exec bash -c '<command>'`.
+ * Security: the command policy parses bash syntax, so the command must run under bash, not under whatever the
+ * login shell is: dash, for one, reads `echo $'\''; rm -rf /; echo \'` as three commands where bash sees one.
+ * `exec` keeps the pid (and so the process group). A host without bash fails with exit 127.
  */
 export function buildRemoteCommand(command: string, options: Pick<ExecOptions, 'cwd' | 'env'>): string {
   const parts = [`printf '\\036sshgate-pid:%s\\036' "$$" >&2`];
@@ -156,7 +155,8 @@ export function buildRemoteCommand(command: string, options: Pick<ExecOptions, '
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/u.test(name)) throw new SshgateError('INVALID_INPUT', `env: ${JSON.stringify(name)} is not a valid variable name`);
     parts.push(`export ${name}=${shellQuote(value)}`);
   }
-  return `${parts.join('; ')}\n${command}`;
+  parts.push(`exec bash -c ${shellQuote(command)}`);
+  return parts.join('; ');
 }
 
 function openExec(lease: Lease, command: string): Promise<ClientChannel> {
@@ -228,7 +228,15 @@ export async function execCommand(pool: ConnectionPool, host: ResolvedHost, comm
   const remote = buildRemoteCommand(command, options);
   return pool.withChannel(host, options.signal, async (lease) => {
     const started = performance.now();
-    const channel = await openExec(lease, remote);
+    const opening = openExec(lease, remote);
+    // A channel that opens after the call gave up is closed at once rather than leaked.
+    opening.then(
+      (ch) => {
+        if (options.signal.aborted) ch.close();
+      },
+      () => undefined,
+    );
+    const channel = await abortable(opening, options.signal);
     const stdout = new HeadTailBuffer(options.maxOutputBytes);
     const stderr = new HeadTailBuffer(options.maxOutputBytes);
     const sniffer = new StderrPidSniffer((chunk) => {

@@ -148,6 +148,7 @@ export interface FacadeLimits {
 export function createHostFacade(pool: ConnectionPool, signal: AbortSignal, limits: FacadeLimits): HostFacade {
   return {
     async ping(host) {
+      // Waiting for a connection honours the signal itself, reporting CONNECT_TIMEOUT with the last error.
       const info = await pool.info(host, signal);
       const started = performance.now();
       const result = await execCommand(pool, host, 'true', { maxOutputBytes: 4096, signal, exitGraceMs: 50 });

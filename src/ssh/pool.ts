@@ -373,6 +373,39 @@ export class ConnectionPool {
 }
 
 /**
+ * Settles with `promise`, or rejects with the signal's reason (an SshgateError from invokeTool, else CANCELLED)
+ * as soon as `signal` aborts, so that no ssh2 callback that never comes can outlive the call's timeout.
+ */
+export function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    promise.catch(() => undefined);
+    return Promise.reject(signalError(signal));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => {
+      reject(signalError(signal));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}
+
+/** The error an aborted signal stands for. */
+export function signalError(signal: AbortSignal): SshgateError {
+  const reason: unknown = signal.reason;
+  return reason instanceof SshgateError ? reason : new SshgateError('CANCELLED', 'the call was cancelled');
+}
+
+/**
  * Thrown by channel openers: `refused` when the server answered CHANNEL_OPEN_FAILURE (MaxSessions), `dead`
  * when the connection was already unusable, so nothing ran and a retry is safe.
  */

@@ -7,7 +7,7 @@ import { SshgateError } from '../errors.js';
 import type { ResolvedHost } from '../config/load.js';
 import { checkRemotePath, type PathRules } from '../policy/path-policy.js';
 import { mapSftpError } from './map-error.js';
-import { classifyOpenError, ChannelOpenError, type ConnectionPool } from './pool.js';
+import { abortable, classifyOpenError, ChannelOpenError, type ConnectionPool } from './pool.js';
 import { randomToken } from './exec.js';
 
 /** SFTP status code for end of file (draft-ietf-secsh-filexfer-02 section 7). */
@@ -169,12 +169,14 @@ export async function withSftp<T>(pool: ConnectionPool, host: ResolvedHost, sign
   return pool.withChannel(host, signal, async (lease) => {
     let sftp: SFTPWrapper;
     try {
-      sftp = await lease.conn.sftp();
+      sftp = await abortable(lease.conn.sftp(), signal);
     } catch (err) {
+      if (signal.aborted) throw err;
       const cause = err instanceof SshgateError && err.cause instanceof Error ? err.cause : (err as Error);
       throw cause instanceof ChannelOpenError ? cause : classifyOpenError(cause);
     }
-    return fn(sftp);
+    // An SFTP request the server never answers must not outlive the call's timeout.
+    return abortable(fn(sftp), signal);
   });
 }
 

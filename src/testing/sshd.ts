@@ -86,7 +86,7 @@ export class SshdStartError extends Error {
   readonly logTail: string;
 
   constructor(message: string, logTail: string) {
-    super(`${message}\n--- last lines of sshd's log ---\n${logTail}`);
+    super(`${message}\n--- last lines of its log ---\n${logTail}`);
     this.name = 'SshdStartError';
     this.logTail = logTail;
   }
@@ -301,6 +301,10 @@ function renderSshdConfig(c: ConfigInput): string {
     'PrintLastLog no',
     'UseDNS no',
     'X11Forwarding no',
+    // bash sources ~/.bashrc for commands run by sshd unless it believes it is nested: SHLVL=1 keeps the
+    // operator's dotfiles (here root's pyenv init, ~1 s per command) out of non-interactive test commands.
+    // sshd keeps only the first SetEnv line, so an extraConfig SetEnv replaces this one.
+    'SetEnv SHLVL=1',
   ];
   if (c.version !== null && (c.version.major > 9 || (c.version.major === 9 && c.version.minor >= 8))) {
     // OpenSSH 9.8+ penalises sources whose connections fail; fault tests fail connections from 127.0.0.1 on purpose.
@@ -339,7 +343,11 @@ class SshdServer {
   private lastPid = 0;
   private stopping: Promise<void> | null = null;
 
-  constructor(private readonly paths: ServerPaths) {}
+  private readonly paths: ServerPaths;
+
+  constructor(paths: ServerPaths) {
+    this.paths = paths;
+  }
 
   get pid(): number {
     return this.running?.pid ?? this.lastPid;
@@ -405,7 +413,7 @@ class SshdServer {
     this.running = running;
     this.lastPid = pid;
 
-    const where = `${address}:${port}`;
+    const where = `${address}:${port} (log: ${logPath})`;
     const deadline = Date.now() + READY_TIMEOUT_MS;
     while (Date.now() < deadline) {
       if (running.hasExited) {

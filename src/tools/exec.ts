@@ -1,5 +1,6 @@
 // The exec group: run one command on a host, with a real timeout and capped output.
 import { z } from 'zod';
+import { shellQuote } from '../policy/shell-quote.js';
 import { defineTool } from './define-tool.js';
 import { execResultShape, hostAlias, remotePath } from './fields.js';
 import { requireHost } from './hosts.js';
@@ -31,7 +32,8 @@ export const exec = defineTool({
   }),
   output: z.object(execResultShape),
   policy: ({ command, cwd, env }) => ({
-    command: env === undefined ? command : `${Object.keys(env).map((name) => `${name}=x`).join(' ')} ${command}`,
+    // The environment is checked as assignments in front of the command, so LD_PRELOAD=... and PATH=... are refused.
+    command: env === undefined ? command : `${Object.entries(env).map(([name, value]) => `${name}=${shellQuote(value)}`).join(' ')} ${command}`,
     ...(cwd === undefined ? {} : { cwd }),
   }),
   timeoutMs: ({ timeout_ms }) => timeout_ms,

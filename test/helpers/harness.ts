@@ -85,7 +85,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
         ...(callOptions.signal === undefined ? {} : { signal: callOptions.signal }),
         ...(callOptions.onprogress === undefined ? {} : { onprogress: callOptions.onprogress }),
       },
-    ) as Promise<CallToolResult>;
+    );
 
   return {
     client,

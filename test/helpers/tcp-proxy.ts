@@ -73,6 +73,10 @@ export async function startProxy(options: ProxyOptions): Promise<TcpProxy> {
     else s.resetAndDestroy();
   };
 
+  const endSocket = (s: Socket): void => {
+    if (!s.destroyed && !s.writableEnded) s.end();
+  };
+
   /** Copies `from` to `to` by hand (not pipe()), so pipe's own resume on 'drain' cannot end a stall. */
   const forward = (pipe: Pipe, from: Socket, to: Socket, isDownstream: boolean): void => {
     from.on('data', (chunk: Buffer) => {
@@ -98,13 +102,13 @@ export async function startProxy(options: ProxyOptions): Promise<TcpProxy> {
     });
     // Half-closes travel through as they are (allowHalfOpen); an error on one side resets the other.
     from.on('end', () => {
-      if (!to.destroyed) to.end();
+      endSocket(to);
     });
     from.on('error', () => {
       resetSocket(to);
     });
     from.on('close', () => {
-      if (!to.destroyed) to.end();
+      endSocket(to);
       if (from === pipe.client ? pipe.upstream.destroyed : pipe.client.destroyed) pipes.delete(pipe);
     });
   };
@@ -136,8 +140,8 @@ export async function startProxy(options: ProxyOptions): Promise<TcpProxy> {
       isStalled = false;
       for (const p of pipes) {
         // A side whose peer is still full waits for its 'drain', which resumes it.
-        if (p.upstream.writableNeedDrain === false) p.client.resume();
-        if (p.client.writableNeedDrain === false) p.upstream.resume();
+        if (!p.upstream.writableNeedDrain) p.client.resume();
+        if (!p.client.writableNeedDrain) p.upstream.resume();
       }
     },
     resetAll: () => {

@@ -179,3 +179,10 @@ describe('helpers', () => {
     expect(c.pool.max_channels_per_connection).toBeLessThan(10);
   });
 });
+
+describe('command rules', () => {
+  it('refuses an allow_constructs name that does not exist, naming it', async () => {
+    const err = await loadError({ hosts: { web1: { commands: { allow_constructs: ['everything'] } } } });
+    expect(err.message).toContain('hosts.web1.commands.allow_constructs.0');
+  });
+});

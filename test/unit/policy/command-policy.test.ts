@@ -22,7 +22,7 @@ const ALLOW: CommandRules = {
     '^journalctl -u [\\w.@-]+ --since \\w+$',
     '^df -h$',
     '^ps aux$',
-    '^tail -n \\d+ /var/log/[\\w./-]+$',
+    '^tail -n \\d+ /var/log/(?!.*\\.\\.)[\\w./-]+$',
     '^cat /etc/os-release$',
     '^echo [\\w ]*$',
   ],
@@ -265,6 +265,8 @@ describe('checkCommand refuses bypass attempts', () => {
     { attack: 'set -o keyword', command: 'set -o keyword', rule: c('env_injection') },
     { attack: 'set with a dynamic argument', command: 'set $X', rule: c('env_injection') },
     { attack: 'locale change alters how later bytes parse', command: 'LC_ALL=zh_CN.GBK; ls', rule: c('env_injection') },
+    { attack: 'locale from a variable', command: 'LANG=$L ls', rule: c('env_injection') },
+    { attack: 'locale exported by name', command: 'export LC_CTYPE', rule: c('env_injection') },
     { attack: 'readonly bare name is checked', command: 'readonly LD_PRELOAD', rule: c('env_injection') },
     { attack: 'alias', command: "alias ls='rm -rf /'", rule: c('alias') },
     { attack: 'alias with a dynamic definition', command: 'alias "$A"', rule: c('alias') },
@@ -501,6 +503,7 @@ describe('checkCommand allows ordinary commands', () => {
     "awk -f prog.awk -F, '/x/' /etc/hosts",
     'gawk --file=prog.awk /etc/hosts',
     'ldd /bin/ls',
+    'LANG=C ls; LC_ALL=en_US.UTF-8 sort /etc/hosts; LC_CTYPE=C.utf8 ls',
     "'export' FOO=1",
     '{ ls; } 2>/dev/null; (ls) > /tmp/out',
     'echo ${x:-} ${x:-$y}',
@@ -576,8 +579,9 @@ describe('checkCommand rules', () => {
     expect(checkCommand('echo / | xargs ls', { allow_constructs: ['xargs'] })).toMatchObject({ allowed: true });
   });
 
-  it('ignores allow_constructs names it does not know', () => {
-    expect(checkCommand('eval id', { allow_constructs: ['everything'] })).toMatchObject({ allowed: false, rule: 'construct:eval' });
+  it('ignores allow_constructs names it does not know (config validation refuses them before this)', () => {
+    const rules = { allow_constructs: ['everything'] } as unknown as CommandRules;
+    expect(checkCommand('eval id', rules)).toMatchObject({ allowed: false, rule: 'construct:eval' });
   });
 
   it('uses max_length from the rules', () => {
@@ -619,6 +623,37 @@ describe('checkCommand rules', () => {
         'Rewrite the command without it, or the operator can allow it for this host with commands.allow_constructs: [shell_code].',
     });
   });
+});
+
+describe('the allow rules shown in docs/security-model.md', () => {
+  const documented: CommandRules = {
+    allow: [
+      '^systemctl status [\\w.@-]+$',
+      '^journalctl -u [\\w.@-]+ --since (today|yesterday|\\d{4}-\\d\\d-\\d\\d)$',
+      '^journalctl -u [\\w.@-]+ -n \\d+ --no-pager$',
+      '^tail -n \\d+ /var/log/(?!.*\\.\\.)[\\w./-]+$',
+      '^df -h$',
+      '^ps aux$',
+      '^grep (-E )?[\\w.-]+$',
+      '^git -C /srv/app (status|log --oneline -n \\d+)$',
+    ],
+    deny: ['^rm\\b', '>\\S*/etc/'],
+    max_length: 4096,
+  };
+
+  it.each(['systemctl status nginx.service', 'journalctl -u nginx --since 2024-01-31', 'ps aux | grep nginx', "git -C /srv/app log --oneline -n 5", 'tail -n 50 /var/log/nginx/error.log'])(
+    'allows %s',
+    (command) => {
+      expect(checkCommand(command, documented)).toMatchObject({ allowed: true });
+    },
+  );
+
+  it.each(['systemctl stop nginx', 'journalctl -u nginx --since "2024-01-31; id"', 'tail -n 50 /var/log/../../etc/shadow', 'git -C /srv/app log --oneline -n 5 -p', 'ps aux > /tmp/x'])(
+    'refuses %s',
+    (command) => {
+      expect(checkCommand(command, documented)).toMatchObject({ allowed: false, rule: 'commands.allow' });
+    },
+  );
 });
 
 describe('assertCommandAllowed', () => {
