@@ -12,6 +12,7 @@ import { stripTerminalControls, type Redactor } from '../policy/redaction.js';
 import { checkRemotePath } from '../policy/path-policy.js';
 import { createHostFacade, type HostInventory } from '../ssh/facade.js';
 import type { ConnectionPool } from '../ssh/pool.js';
+import type { ServerState } from '../ssh/state.js';
 import { isHostBound, type AnyTool, type ToolContext } from '../tools/define-tool.js';
 
 /**
@@ -45,6 +46,8 @@ export interface Runtime {
   inventory: HostInventory;
   /** Who is calling: `stdio:<local user>` for the stdio transport. */
   principal: string;
+  /** Per-server singletons of the facade groups (shell sessions, spools). */
+  state: ServerState;
   /** Set while the audit log fails; calls are then refused before they run (fail closed). */
   auditState: { failing: boolean };
 }
@@ -234,7 +237,14 @@ export async function invokeTool(tool: AnyTool, input: Record<string, unknown>, 
       signal,
       timeoutMs,
       progress: call.progress ?? (() => undefined),
-      remote: createHostFacade(rt.pool, signal, { maxOutputBytes: limits.max_output_bytes, hashLimitBytes: limits.max_write_bytes }),
+      remote: createHostFacade({
+        pool: rt.pool,
+        signal,
+        limits,
+        localPaths: rt.loaded.localPaths,
+        progress: call.progress ?? (() => undefined),
+        state: rt.state,
+      }),
       inventory: rt.inventory,
       limits: { maxReadBytes: limits.max_read_bytes, maxWriteBytes: limits.max_write_bytes, maxOutputBytes: limits.max_output_bytes },
     };

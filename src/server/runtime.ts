@@ -8,6 +8,7 @@ import { RateLimiter } from '../policy/rate-limit.js';
 import { KnownHostsStore } from '../ssh/connect.js';
 import { createInventory } from '../ssh/facade.js';
 import { ConnectionPool } from '../ssh/pool.js';
+import { ServerState } from '../ssh/state.js';
 import type { Runtime } from './registry.js';
 
 /**
@@ -39,6 +40,7 @@ export async function createRuntime(loaded: LoadedConfig, log: Logger, env: Node
     inventory: createInventory(loaded.hosts),
     principal: `stdio:${safeUser()}`,
     auditState: { failing: false },
+    state: new ServerState(),
   };
 }
 
@@ -52,6 +54,7 @@ function safeUser(): string {
 
 /** Closes connections and the audit log. */
 export async function closeRuntime(runtime: Runtime): Promise<void> {
+  await runtime.state.closeAll();
   runtime.pool.closeAll();
   await runtime.audit.close();
 }

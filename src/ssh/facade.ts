@@ -5,6 +5,12 @@ import type { ResolvedHost } from '../config/load.js';
 import type { Tier } from '../policy/tiers.js';
 import { execCommand, type ExecResult } from './exec.js';
 import type { ConnectionPool } from './pool.js';
+import type { Config } from '../config/schema.js';
+import type { ServerState } from './state.js';
+import { createFileOpsFacade, type FileOpsFacade } from './file-ops.js';
+import { createTransferFacade, type TransferFacade } from './transfer.js';
+import { createJobsFacade, type JobsFacade } from './jobs.js';
+import { createShellFacade, type ShellFacade } from './shell-session.js';
 import { confineExisting, confineForWrite, lexicalPath, readText, sftpOps, withSftp, writeAtomic, type ReadOutcome, type WriteOutcome } from './sftp.js';
 
 /** A configured host as the model may see it (no secrets, no key paths). */
@@ -124,8 +130,8 @@ export interface PingResult {
   banner: string;
 }
 
-/** SSH operations for tools; every method honours the call's signal. */
-export interface HostFacade {
+/** The core SSH operations for tools; every method honours the call's signal. */
+export interface BaseFacade {
   ping(host: ResolvedHost): Promise<PingResult>;
   exec(host: ResolvedHost, command: string, options: { cwd?: string; env?: Record<string, string>; stdin?: string; maxOutputBytes?: number }): Promise<ExecResult>;
   listDirectory(host: ResolvedHost, path: string): Promise<{ path: string; entries: DirectoryEntry[] }>;
@@ -138,14 +144,31 @@ export interface HostFacade {
   writeFile(host: ResolvedHost, path: string, data: Buffer, options: { mode?: number; expectedSha256?: string }): Promise<WriteOutcome>;
 }
 
-/** Limits the facade applies. */
-export interface FacadeLimits {
-  maxOutputBytes: number;
-  hashLimitBytes: number;
+/** What every facade group is built from, for one call. */
+export interface FacadeDeps {
+  pool: ConnectionPool;
+  /** The call's signal (timeout and cancellation). */
+  signal: AbortSignal;
+  limits: Config['limits'];
+  /** Local directories transfers may use (absolute, `~` expanded). */
+  localPaths: readonly string[];
+  /** Progress reporting of the call (a no-op without a progress token). */
+  progress: (done: number, total?: number, message?: string) => void;
+  /** Per-server singletons (shell sessions, spools). */
+  state: ServerState;
 }
 
+/** Every SSH operation a tool may use: the base group plus one group per module. */
+export type HostFacade = BaseFacade & FileOpsFacade & TransferFacade & JobsFacade & ShellFacade;
+
 /** Creates the facade for one call. */
-export function createHostFacade(pool: ConnectionPool, signal: AbortSignal, limits: FacadeLimits): HostFacade {
+export function createHostFacade(deps: FacadeDeps): HostFacade {
+  return { ...createBaseFacade(deps), ...createFileOpsFacade(deps), ...createTransferFacade(deps), ...createJobsFacade(deps), ...createShellFacade(deps) };
+}
+
+function createBaseFacade(deps: FacadeDeps): BaseFacade {
+  const { pool, signal } = deps;
+  const limits = { maxOutputBytes: deps.limits.max_output_bytes, hashLimitBytes: deps.limits.max_write_bytes };
   return {
     async ping(host) {
       // Waiting for a connection honours the signal itself, reporting CONNECT_TIMEOUT with the last error.

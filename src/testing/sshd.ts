@@ -260,6 +260,22 @@ function sshdVersion(sshdPath: string): Promise<Version | null> {
   return cached;
 }
 
+let deathSignalSupport: Promise<boolean> | null = null;
+
+/** True when util-linux setpriv is present and knows --pdeathsig (util-linux 2.33+). */
+function canSetDeathSignal(): Promise<boolean> {
+  deathSignalSupport ??= new Promise<boolean>((resolveSupport) => {
+    if (!existsSync(SETPRIV)) {
+      resolveSupport(false);
+      return;
+    }
+    execFile(SETPRIV, ['--pdeathsig', 'KILL', '--', 'true'], (err) => {
+      resolveSupport(err === null);
+    });
+  });
+  return deathSignalSupport;
+}
+
 interface ConfigInput {
   address: string;
   port: number;
@@ -383,7 +399,7 @@ class SshdServer {
     const sshdArgs = [sshdPath, '-D', '-e', '-f', configPath];
     // setpriv --pdeathsig: the kernel kills the listener if this process dies without running its exit hook.
     // Only from the main thread: the death signal follows the spawning thread, and a worker thread may end first.
-    const [command, ...args] = isMainThread && existsSync(SETPRIV) ? [SETPRIV, '--pdeathsig', 'KILL', '--', ...sshdArgs] : sshdArgs;
+    const [command, ...args] = isMainThread && (await canSetDeathSignal()) ? [SETPRIV, '--pdeathsig', 'KILL', '--', ...sshdArgs] : sshdArgs;
     let child: ChildProcess;
     try {
       child = spawn(command ?? sshdPath, args, { stdio: ['ignore', 'ignore', log.fd] });

@@ -1,0 +1,4 @@
+// Transfer tools: upload, download, host to host.
+import type { AnyTool } from './define-tool.js';
+
+export const transferTools: readonly AnyTool[] = [];
