@@ -39,6 +39,13 @@ export interface ResolvedHost {
   commands: CommandRules | null;
   rate: { per_minute?: number | undefined; concurrency?: number | undefined } | null;
   redactPaths: string[];
+  /** Alias of the jump host, or null. */
+  jump: string | null;
+  platform: 'posix' | 'windows' | 'cli';
+  promptRegex: string | null;
+  pagerOff: string | null;
+  sudoPasswordEnv: string | null;
+  sudoPasswordCommand: string[] | null;
 }
 
 /** The loaded configuration: the validated file plus the resolved hosts. Frozen. */
@@ -244,6 +251,7 @@ export async function loadConfig(flags: ConfigFlags = {}, env: Env = process.env
     for (const [key, name] of [
       ['passphrase_env', merged.passphrase_env],
       ['password_env', merged.password_env],
+      ['sudo_password_env', merged.sudo_password_env],
     ] as const) {
       if (name !== undefined && env[name] === undefined) {
         throw new SshgateError('CONFIG_INVALID', `config: hosts.${alias}.${key}: environment variable ${name} is not set`);
@@ -268,6 +276,12 @@ export async function loadConfig(flags: ConfigFlags = {}, env: Env = process.env
       commands: merged.commands ?? null,
       rate: merged.rate ?? null,
       redactPaths: merged.redact_paths ?? [],
+      jump: merged.jump ?? null,
+      platform: merged.platform ?? 'posix',
+      promptRegex: merged.prompt_regex ?? null,
+      pagerOff: merged.pager_off ?? null,
+      sudoPasswordEnv: merged.sudo_password_env ?? null,
+      sudoPasswordCommand: merged.sudo_password_command ?? null,
     });
   }
 
@@ -301,7 +315,7 @@ function deepFreeze<T>(value: T): T {
 export function configuredSecrets(loaded: LoadedConfig, env: Env = process.env): string[] {
   const secrets = new Set<string>();
   for (const host of loaded.hosts.values()) {
-    for (const name of [host.passphraseEnv, host.passwordEnv]) {
+    for (const name of [host.passphraseEnv, host.passwordEnv, host.sudoPasswordEnv]) {
       const value = name === null ? undefined : env[name];
       if (value !== undefined && value !== '') secrets.add(value);
     }

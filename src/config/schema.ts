@@ -6,7 +6,7 @@ import { CONSTRUCTS } from '../policy/command-policy.js';
 export const tierSchema = z.enum(TIERS).describe('Capability tier: read < write < exec < sudo.');
 
 /** Tool groups; a group is offered only when the global tier reaches at least one of its tools. */
-export const GROUPS = ['hosts', 'files', 'exec'] as const;
+export const GROUPS = ['hosts', 'files', 'exec', 'jobs', 'shell', 'sudo'] as const;
 export type Group = (typeof GROUPS)[number];
 
 const envName = z
@@ -68,6 +68,16 @@ const hostSettingsShape = {
     })
     .optional(),
   redact_paths: z.array(z.string()).optional().describe('Globs of remote paths whose content is always read with redaction.'),
+  jump: z.string().min(1).optional().describe('Alias of another host to reach this one through (ProxyJump); chains allowed, every hop host-key-checked.'),
+  platform: z.enum(['posix', 'windows', 'cli']).optional().describe('posix (default), windows (OpenSSH for Windows: SFTP paths /C:/...), or cli (a network device: prompt_regex required).'),
+  prompt_regex: regexString.optional().describe('cli hosts: the prompt, matched at the start of a line, e.g. "^[\\w.-]+(\\(config[^)]*\\))?[>#] ?$".'),
+  pager_off: z.string().optional().describe('cli hosts: the command that turns paging off (default "terminal length 0").'),
+  sudo_password_env: envName.optional().describe('Environment variable holding the sudo password (fed to sudo -S on stdin, never on argv).'),
+  sudo_password_command: z
+    .array(z.string())
+    .min(1)
+    .optional()
+    .describe('A local command (argv, no shell) that prints the sudo password, e.g. ["pass", "show", "web1/sudo"].'),
 } as const;
 
 export const defaultsSchema = z.strictObject(hostSettingsShape);
@@ -109,6 +119,8 @@ export const configSchema = z.strictObject({
       max_output_bytes: z.number().int().positive().default(1024 * 1024).describe('Output kept per stream of ssh_exec (head and tail).'),
       max_read_bytes: z.number().int().positive().default(1024 * 1024).describe('Ceiling of ssh_read_file max_bytes.'),
       max_write_bytes: z.number().int().positive().default(16 * 1024 * 1024).describe('Largest content ssh_write_file accepts.'),
+      max_remove_entries: z.number().int().positive().default(10_000).describe('A recursive ssh_remove_path of a larger tree is refused with the count.'),
+      max_diff_bytes: z.number().int().positive().default(4 * 1024 * 1024).describe('Largest file ssh_diff_files, ssh_edit_file and ssh_patch_file handle.'),
     })
     .prefault({}),
   pool: z
@@ -125,6 +137,26 @@ export const configSchema = z.strictObject({
       keepalive_interval_ms: z.number().int().positive().default(15_000),
       keepalive_count_max: z.number().int().positive().default(3),
       connect_timeout_ms: z.number().int().positive().default(20_000).describe('SSH handshake timeout (also bounded by the call timeout).'),
+    })
+    .prefault({}),
+  shells: z
+    .strictObject({
+      idle_timeout_ms: z.number().int().positive().default(15 * 60_000).describe('A shell session unused this long is closed.'),
+      max_lifetime_ms: z.number().int().positive().default(4 * 3_600_000).describe('A shell session is closed after this long in any case.'),
+      max_per_host: z.number().int().positive().default(4).describe('Open shell sessions per host.'),
+    })
+    .prefault({}),
+  jobs: z
+    .strictObject({
+      dir: z.string().default('.sshgate/jobs').describe('Remote job directory, relative to the remote home directory unless absolute.'),
+      max_log_bytes: z.number().int().positive().default(64 * 1024 * 1024).describe('Output kept per job on the host (the log is capped there).'),
+    })
+    .prefault({}),
+  transfers: z
+    .strictObject({
+      chunk_bytes: z.number().int().positive().default(256 * 1024).describe('SFTP request size of uploads and downloads.'),
+      concurrency: z.number().int().positive().default(32).describe('SFTP requests in flight per transfer.'),
+      max_entries: z.number().int().positive().default(10_000).describe('Files a recursive transfer may copy.'),
     })
     .prefault({}),
   defaults: defaultsSchema.default({}),
