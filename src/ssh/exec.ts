@@ -159,7 +159,12 @@ export function buildRemoteCommand(command: string, options: Pick<ExecOptions, '
   return parts.join('; ');
 }
 
-function openExec(lease: Lease, command: string): Promise<ClientChannel> {
+/**
+ * Opens an exec channel. `wire`, when given, runs synchronously inside ssh2's callback, before any event of the
+ * channel can be emitted: ssh2 may read the open confirmation, the output, the exit status and the close in one
+ * chunk, so listeners attached after an `await` would miss a fast command's `exit`.
+ */
+function openExec(lease: Lease, command: string, wire?: (channel: ClientChannel) => void): Promise<ClientChannel> {
   return new Promise((resolve, reject) => {
     try {
       lease.conn.client.exec(command, (err, channel) => {
@@ -167,6 +172,7 @@ function openExec(lease: Lease, command: string): Promise<ClientChannel> {
           reject(classifyOpenError(err));
           return;
         }
+        wire?.(channel);
         resolve(channel);
       });
     } catch (err) {
@@ -228,7 +234,35 @@ export async function execCommand(pool: ConnectionPool, host: ResolvedHost, comm
   const remote = buildRemoteCommand(command, options);
   return pool.withChannel(host, options.signal, async (lease) => {
     const started = performance.now();
-    const opening = openExec(lease, remote);
+    const stdout = new HeadTailBuffer(options.maxOutputBytes);
+    const stderr = new HeadTailBuffer(options.maxOutputBytes);
+    const sniffer = new StderrPidSniffer((chunk) => {
+      stderr.push(chunk);
+    });
+    // Events that arrive before the settle logic below is in place are recorded and replayed.
+    let onExit: ((code: number | null, sig: string | null) => void) | null = null;
+    let onClose: (() => void) | null = null;
+    let pendingExit: [number | null, string | null] | null = null;
+    let pendingClose = false;
+    const wire = (ch: ClientChannel): void => {
+      ch.on('data', (chunk: Buffer) => {
+        stdout.push(chunk);
+      });
+      ch.stderr.on('data', (chunk: Buffer) => {
+        sniffer.push(chunk);
+      });
+      ch.on('error', () => undefined);
+      ch.stderr.on('error', () => undefined);
+      ch.on('exit', (code: number | null, sig?: string) => {
+        if (onExit === null) pendingExit = [code, sig ?? null];
+        else onExit(code, sig ?? null);
+      });
+      ch.on('close', () => {
+        if (onClose === null) pendingClose = true;
+        else onClose();
+      });
+    };
+    const opening = openExec(lease, remote, wire);
     // A channel that opens after the call gave up is closed at once rather than leaked.
     opening.then(
       (ch) => {
@@ -237,11 +271,6 @@ export async function execCommand(pool: ConnectionPool, host: ResolvedHost, comm
       () => undefined,
     );
     const channel = await abortable(opening, options.signal);
-    const stdout = new HeadTailBuffer(options.maxOutputBytes);
-    const stderr = new HeadTailBuffer(options.maxOutputBytes);
-    const sniffer = new StderrPidSniffer((chunk) => {
-      stderr.push(chunk);
-    });
 
     return await new Promise<ExecResult>((resolve, reject) => {
       let exitCode: number | null = null;
@@ -306,17 +335,9 @@ export async function execCommand(pool: ConnectionPool, host: ResolvedHost, comm
       };
       options.signal.addEventListener('abort', onAbort, { once: true });
 
-      channel.on('data', (chunk: Buffer) => {
-        stdout.push(chunk);
-      });
-      channel.stderr.on('data', (chunk: Buffer) => {
-        sniffer.push(chunk);
-      });
-      channel.on('error', () => undefined);
-      channel.stderr.on('error', () => undefined);
-      channel.on('exit', (code: number | null, sig?: string) => {
+      onExit = (code, sig) => {
         exitCode = code;
-        exitSignal = sig ?? null;
+        exitSignal = sig;
         if (aborting) return;
         sawExit = true;
         // Trap (DESIGN 11): a background child holding stdout delays 'close'; finish at exit plus a grace.
@@ -326,8 +347,8 @@ export async function execCommand(pool: ConnectionPool, host: ResolvedHost, comm
             resolve(result(false));
           });
         }, options.exitGraceMs ?? 250);
-      });
-      channel.on('close', () => {
+      };
+      onClose = () => {
         if (aborting) return;
         if (sawExit) {
           finish(() => {
@@ -343,7 +364,9 @@ export async function execCommand(pool: ConnectionPool, host: ResolvedHost, comm
             }),
           );
         });
-      });
+      };
+      if (pendingExit !== null) onExit(...(pendingExit));
+      if (pendingClose) onClose();
 
       if (options.stdin !== undefined) channel.end(options.stdin);
       else channel.end();

@@ -320,7 +320,7 @@ function renderSshdConfig(c: ConfigInput): string {
     // bash sources ~/.bashrc for commands run by sshd unless it believes it is nested: SHLVL=1 keeps the
     // operator's dotfiles (here root's pyenv init, ~1 s per command) out of non-interactive test commands.
     // sshd keeps only the first SetEnv line, so an extraConfig SetEnv replaces this one.
-    'SetEnv SHLVL=0',
+    'SetEnv SHLVL=1',
   ];
   if (c.version !== null && (c.version.major > 9 || (c.version.major === 9 && c.version.minor >= 8))) {
     // OpenSSH 9.8+ penalises sources whose connections fail; fault tests fail connections from 127.0.0.1 on purpose.
