@@ -49,6 +49,33 @@ program
     process.exitCode = await runDemo({ keep: opts.keep === true });
   });
 
+const configFlags = (opts: { config?: string }): { config?: string } => (opts.config === undefined ? {} : { config: opts.config });
+
+program
+  .command('approvals')
+  .description('list the calls waiting for a human approval')
+  .addOption(configOption())
+  .action(async (opts: { config?: string }) => {
+    const { runApprovals } = await import('./cli/approve.js');
+    process.exitCode = await runApprovals(configFlags(opts), (line) => process.stdout.write(`${line}\n`));
+  });
+
+for (const [name, decision, help] of [
+  ['approve', 'approved', 'approve one pending call (shows it first; asks to confirm on a terminal)'],
+  ['deny', 'denied', 'refuse one pending call'],
+] as const) {
+  program
+    .command(name)
+    .argument('<id>', 'approval id, from the refusal the model got or from `sshgate approvals`')
+    .description(help)
+    .addOption(configOption())
+    .option('-y, --yes', 'do not ask for confirmation')
+    .action(async (id: string, opts: { config?: string; yes?: boolean }) => {
+      const { runDecide } = await import('./cli/approve.js');
+      process.exitCode = await runDecide(configFlags(opts), id, decision, opts.yes === true, (line) => process.stdout.write(`${line}\n`));
+    });
+}
+
 const audit = program.command('audit').description('audit log tools');
 audit
   .command('verify')

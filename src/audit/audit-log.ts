@@ -39,6 +39,8 @@ export interface AuditEntry {
   decision: AuditDecision;
   /** The policy rule that fired, or null. */
   rule: string | null;
+  /** Who approved the call (`cli:<user>`, `client-elicitation`), for decision `approved`; null otherwise. */
+  approved_by?: string | null;
   /** Redacted arguments: must survive a JSON round trip (no BigInt, cycles, NaN). */
   args: Record<string, unknown>;
   /** `ok`, or the error code of the failure. */
@@ -49,7 +51,8 @@ export interface AuditEntry {
 }
 
 /** One line of the audit file. */
-export interface AuditRecord extends AuditEntry {
+export interface AuditRecord extends Omit<AuditEntry, 'approved_by'> {
+  approved_by: string | null;
   /** ISO 8601 UTC with milliseconds, taken when the record is written. */
   ts: string;
   prev: string;
@@ -92,6 +95,7 @@ const FIELD_CHECKS: { readonly [K in keyof AuditRecord]: (v: unknown) => boolean
   principal: isString,
   decision: (v) => (AUDIT_DECISIONS as readonly unknown[]).includes(v),
   rule: isStringOrNull,
+  approved_by: isStringOrNull,
   args: (v) => typeof v === 'object' && v !== null && !Array.isArray(v),
   result: isString,
   exit_code: (v) => v === null || Number.isSafeInteger(v),
@@ -117,6 +121,7 @@ function serialize(r: RecordBody): { hash: string; line: string } {
     principal: r.principal,
     decision: r.decision,
     rule: r.rule,
+    approved_by: r.approved_by,
     args: r.args,
     result: r.result,
     exit_code: r.exit_code,
@@ -303,6 +308,7 @@ export class AuditLog {
       principal: entry.principal,
       decision: entry.decision,
       rule: entry.rule,
+      approved_by: entry.approved_by ?? null,
       args: entry.args,
       result: entry.result,
       exit_code: entry.exit_code,

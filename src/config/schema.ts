@@ -68,6 +68,12 @@ const hostSettingsShape = {
     })
     .optional(),
   redact_paths: z.array(z.string()).optional().describe('Globs of remote paths whose content is always read with redaction.'),
+  approval: z
+    .array(regexString)
+    .optional()
+    .describe(
+      'Calls that need a human: "destructive", "write", "exec", "sudo" (tools of that tier or above), or a regex matched against the command.',
+    ),
   jump: z.string().min(1).optional().describe('Alias of another host to reach this one through (ProxyJump); chains allowed, every hop host-key-checked.'),
   platform: z.enum(['posix', 'windows', 'cli']).optional().describe('posix (default), windows (OpenSSH for Windows: SFTP paths /C:/...), or cli (a network device: prompt_regex required).'),
   prompt_regex: regexString.optional().describe('cli hosts: the prompt, matched at the start of a line, e.g. "^[\\w.-]+(\\(config[^)]*\\))?[>#] ?$".'),
@@ -137,6 +143,19 @@ export const configSchema = z.strictObject({
       keepalive_interval_ms: z.number().int().positive().default(15_000),
       keepalive_count_max: z.number().int().positive().default(3),
       connect_timeout_ms: z.number().int().positive().default(20_000).describe('SSH handshake timeout (also bounded by the call timeout).'),
+    })
+    .prefault({}),
+  rate: z
+    .strictObject({
+      per_minute: z.number().int().positive().optional().describe('Calls per minute across all hosts, per principal.'),
+      concurrency: z.number().int().positive().optional().describe('Calls in flight across all hosts, per principal.'),
+    })
+    .optional()
+    .describe('Global ceiling on top of each host\'s `rate`.'),
+  approvals: z
+    .strictObject({
+      dir: z.string().default('~/.local/state/sshgate/approvals').describe('Where pending approvals wait for `sshgate approve` (0700).'),
+      ttl_ms: z.number().int().positive().default(5 * 60_000).describe('An approval request expires after this long.'),
     })
     .prefault({}),
   shells: z

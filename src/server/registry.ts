@@ -2,18 +2,20 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { SshgateError, isSshgateError, type ErrorCode } from '../errors.js';
 import type { LoadedConfig, ResolvedHost } from '../config/load.js';
-import { GROUPS, type Group } from '../config/schema.js';
+import { GROUPS, type Config, type Group } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { AuditLog, AuditDecision } from '../audit/audit-log.js';
 import { tierAllows, type Tier } from '../policy/tiers.js';
 import { assertRate, type RateLimiter } from '../policy/rate-limit.js';
 import { checkCommand } from '../policy/command-policy.js';
-import { stripTerminalControls, type Redactor } from '../policy/redaction.js';
+import type { RedactionMode, Redactor } from '../policy/redaction.js';
 import { checkRemotePath } from '../policy/path-policy.js';
 import { createHostFacade, type HostInventory } from '../ssh/facade.js';
+import { approvalRuleFor, callDigest } from '../policy/approval.js';
+import type { ApprovalStore } from './approvals.js';
 import type { ConnectionPool } from '../ssh/pool.js';
 import type { ServerState } from '../ssh/state.js';
-import { isHostBound, type AnyTool, type ToolContext } from '../tools/define-tool.js';
+import { isHostBound, type AnyTool, type PolicySubject, type ToolContext } from '../tools/define-tool.js';
 
 /**
  * Chooses the tools a session offers. Evaluation order:
@@ -46,6 +48,10 @@ export interface Runtime {
   inventory: HostInventory;
   /** Who is calling: `stdio:<local user>` for the stdio transport. */
   principal: string;
+  /** Pending approvals of the terminal channel. */
+  approvals: ApprovalStore;
+  /** Nonces of elicitation approvals already used (single use), with their expiry (ms since epoch). */
+  approvalNonces: Map<string, number>;
   /** Per-server singletons of the facade groups (shell sessions, spools). */
   state: ServerState;
   /** Set while the audit log fails; calls are then refused before they run (fail closed). */
@@ -58,6 +64,24 @@ export interface CallContext {
   signal: AbortSignal;
   /** Sends an MCP progress notification; absent when the client sent no progress token. */
   progress?: (done: number, total?: number, message?: string) => void;
+  /** The client's way to ask its human (form elicitation / input-required); absent when it has none. */
+  elicit?: ElicitChannel;
+}
+
+/** What invokeTool needs to ask the client's human for an approval (MCP input-required / form elicitation). */
+export interface ElicitChannel {
+  /** Answers of a retried request (`inputResponses`), undefined on the first round. */
+  responses: Record<string, unknown> | undefined;
+  /** The verified `requestState` payload of a retried request. */
+  state: unknown;
+  /** Seals a payload into an integrity-protected `requestState`. */
+  mint(payload: ApprovalState): Promise<string>;
+}
+
+/** The state an elicitation approval carries between rounds (HMAC-sealed by the SDK codec). */
+export interface ApprovalState {
+  digest: string;
+  nonce: string;
 }
 
 /** The error half of a call's outcome, as the model sees it. */
@@ -71,8 +95,9 @@ export interface ToolErrorView {
 
 /** The outcome of a call, before it becomes a CallToolResult. */
 export type ToolCallOutcome =
-  | { isError: false; structured: Record<string, unknown>; text: string }
-  | { isError: true; error: ToolErrorView; text: string };
+  | { status: 'ok'; structured: Record<string, unknown>; text: string }
+  | { status: 'error'; error: ToolErrorView; text: string }
+  | { status: 'input-required'; message: string; requestState: string };
 
 /** Input fields whose content is summarised (digest and length) in the audit log rather than copied. */
 const BULKY_FIELDS = new Set(['content', 'stdin', 'text', 'patch']);
@@ -89,19 +114,9 @@ function auditArgs(input: Record<string, unknown>, redactor: Redactor): Record<s
   return redactor.redactValue(out);
 }
 
-/** Strips terminal controls from every string, then redacts secrets. */
-function cleanOutput<T>(value: T, redactor: Redactor): T {
-  const strip = (v: unknown): unknown => {
-    if (typeof v === 'string') return stripTerminalControls(v);
-    if (Array.isArray(v)) return v.map(strip);
-    if (v !== null && typeof v === 'object') {
-      const o: Record<string, unknown> = {};
-      for (const [k, item] of Object.entries(v)) o[k] = strip(item);
-      return o;
-    }
-    return v;
-  };
-  return redactor.redactValue(strip(value) as T);
+/** Strips terminal control sequences from every string and redacts secrets (Redactor.redact does both). */
+function cleanOutput<T>(value: T, redactor: Redactor, mode: RedactionMode): T {
+  return redactor.redactValue(value, mode);
 }
 
 interface Denial {
@@ -127,12 +142,13 @@ const KIND_TOGGLES = {
  * 4. lexical path policy for every path and the cwd (the remote realpath check follows in ssh/).
  * Returns null when allowed.
  */
-export function decide(tool: AnyTool, input: Record<string, unknown>, host: ResolvedHost): Denial | null {
-  if (!tierAllows(host.tier, tool.tier)) {
+export function decide(tool: AnyTool, input: Record<string, unknown>, host: ResolvedHost, config: Config): Denial | null {
+  const need = tool.tierFor?.(input, config) ?? tool.tier;
+  if (!tierAllows(host.tier, need)) {
     return deny(
       'POLICY_DENIED',
       'tier',
-      `${tool.name} needs tier ${tool.tier}, but host ${host.alias} allows at most ${host.tier}`,
+      `${tool.name}${need === tool.tier ? '' : ' (this call)'} needs tier ${need}, but host ${host.alias} allows at most ${host.tier}`,
       `An operator can raise it with hosts.${host.alias}.tier (and the global tier) in the sshgate config.`,
     );
   }
@@ -142,7 +158,7 @@ export function decide(tool: AnyTool, input: Record<string, unknown>, host: Reso
       return deny('POLICY_DENIED', toggle.key, `${tool.name} is turned off on host ${host.alias} (config key hosts.${host.alias}.${toggle.key}: false)`);
     }
   }
-  const subject = tool.policy?.(input) ?? {};
+  const subject = tool.policy?.(input, config) ?? {};
   if (subject.command !== undefined) {
     const decision = checkCommand(subject.command, host.commands ?? undefined);
     if (!decision.allowed) {
@@ -182,11 +198,14 @@ function errorText(view: ToolErrorView): string {
  * cannot be written, the call is reported as AUDIT_FAILED instead of its result.
  * Never throws.
  */
-export async function invokeTool(tool: AnyTool, input: Record<string, unknown>, call: CallContext, rt: Runtime): Promise<ToolCallOutcome> {
+export async function invokeTool(tool: AnyTool, rawInput: Record<string, unknown>, call: CallContext, rt: Runtime): Promise<ToolCallOutcome> {
   const id = randomUUID();
   const started = performance.now();
+  const { approval_id: approvalIdRaw, ...input } = rawInput;
+  const approvalId = typeof approvalIdRaw === 'string' ? approvalIdRaw : null;
   let decision: AuditDecision = 'allowed';
   let rule: string | null = null;
+  let approvedBy: string | null = null;
   let host: ResolvedHost | null = null;
   let outcome: ToolCallOutcome;
   let exitCode: number | null = null;
@@ -206,11 +225,22 @@ export async function invokeTool(tool: AnyTool, input: Record<string, unknown>, 
           hint: 'Call ssh_list_hosts to see the configured aliases.',
         });
       }
-      const denial = decide(tool, input, host);
+      const denial = decide(tool, input, host, rt.loaded.config);
       if (denial !== null) {
         decision = 'denied';
         rule = denial.rule;
         throw denial.error;
+      }
+    }
+    if (tool.tier !== 'read') {
+      const marked = findRedactionMarker(input);
+      if (marked !== null) {
+        decision = 'denied';
+        rule = 'redaction_marker';
+        throw new SshgateError(
+          'INVALID_INPUT',
+          `${marked}: contains a redaction marker (<redacted:...>); writing it would replace a secret with the marker. Change only the parts you need (ssh_edit_file) and leave secret values out`,
+        );
       }
     }
     const rateDecision = rt.rate.take(rt.principal, host?.alias ?? null, host?.rate ?? undefined);
@@ -225,8 +255,36 @@ export async function invokeTool(tool: AnyTool, input: Record<string, unknown>, 
       throw new SshgateError('AUDIT_FAILED', 'the audit log cannot be written, so no call may run until it is fixed (see the server log)');
     }
 
+    if (host !== null && host.approval.length > 0) {
+      const subject = tool.policy?.(input, rt.loaded.config) ?? {};
+      const command = subject.command ?? subject.operatorCommand;
+      const fired = approvalRuleFor(host.approval, { tier: tool.tierFor?.(input, rt.loaded.config) ?? tool.tier, destructive: tool.effects.destructive, command });
+      if (fired !== null) {
+        const approvalRule = `hosts.${host.alias}.approval: ${fired}`;
+        rule = approvalRule;
+        const digest = callDigest({ host: host.alias, tool: tool.name, args: input });
+        const gate = await approvalGate({ tool, host, input, digest, approvalRule, approvalId, subject: command === undefined ? subject : { ...subject, command }, call, rt });
+        if (gate.kind === 'ask') {
+          decision = 'denied';
+          outcome = { status: 'input-required', message: gate.message, requestState: gate.requestState };
+          await writeAudit(rt, { id, tool, host, input, decision, rule, approvedBy, result: 'APPROVAL_REQUIRED', exitCode, text: gate.message, started });
+          return outcome;
+        }
+        if (gate.kind === 'refused') {
+          decision = 'refused-approval';
+          throw gate.error;
+        }
+        if (gate.kind === 'pending') {
+          decision = 'denied';
+          throw gate.error;
+        }
+        decision = 'approved';
+        approvedBy = gate.by;
+      }
+    }
+
     const limits = rt.loaded.config.limits;
-    const requested = tool.timeoutMs?.(input);
+    const requested = tool.timeoutMs?.(input, rt.loaded.config);
     const timeoutMs = Math.min(requested ?? limits.timeout_ms, limits.max_timeout_ms);
     timer = setTimeout(() => {
       timeoutController.abort(new SshgateError('COMMAND_TIMEOUT', `${tool.name} ran past its timeout of ${timeoutMs} ms`));
@@ -244,14 +302,39 @@ export async function invokeTool(tool: AnyTool, input: Record<string, unknown>, 
         localPaths: rt.loaded.localPaths,
         progress: call.progress ?? (() => undefined),
         state: rt.state,
+        jobs: rt.loaded.config.jobs,
+        addSecret: (value) => {
+          rt.redactor.addSecret(value);
+        },
+        transfers: rt.loaded.config.transfers,
       }),
       inventory: rt.inventory,
+      authorizeHost: (alias, access) => {
+        // Same checks as for `host` (decide), with this access's tier, toggle and paths.
+        const other = rt.loaded.hosts.get(alias);
+        let denial: Denial | null;
+        if (other === undefined) {
+          denial = deny('HOST_NOT_CONFIGURED', 'hosts', `host ${JSON.stringify(alias)} is not configured; known hosts: ${[...rt.loaded.hosts.keys()].join(', ') || '(none)'}`);
+        } else {
+          denial = decide({ ...tool, tier: access.tier, kind: access.kind, policy: () => ({ paths: access.paths }) }, input, other, rt.loaded.config);
+          const fired = denial === null ? approvalRuleFor(other.approval, { tier: access.tier, destructive: access.tier !== 'read' && tool.effects.destructive }) : null;
+          if (fired !== null) {
+            // Security: the approval flow binds one host per call, so a second host that needs one is refused, never skipped.
+            denial = deny('POLICY_DENIED', `hosts.${alias}.approval`, `${tool.name} would need a human approval on host ${alias} (rule hosts.${alias}.approval: ${fired}), which it cannot ask for; use ssh_download_file and ssh_upload_file instead`);
+          }
+        }
+        if (denial === null && other !== undefined) return other;
+        decision = 'denied';
+        rule = denial?.rule ?? 'hosts';
+        throw denial?.error ?? new SshgateError('INTERNAL', 'host authorization failed');
+      },
+      templates: rt.loaded.config.templates,
       limits: { maxReadBytes: limits.max_read_bytes, maxWriteBytes: limits.max_write_bytes, maxOutputBytes: limits.max_output_bytes },
     };
     const output = (await tool.run(input, ctx)) as Record<string, unknown>;
-    const cleaned = cleanOutput(output, rt.redactor);
+    const cleaned = cleanOutput(output, rt.redactor, tool.redaction?.(input, host) ?? 'kind');
     exitCode = typeof cleaned['exit_code'] === 'number' ? cleaned['exit_code'] : null;
-    outcome = { isError: false, structured: cleaned, text: tool.summarize(cleaned) };
+    outcome = { status: 'ok', structured: cleaned, text: tool.summarize(cleaned) };
   } catch (err) {
     let mapped: SshgateError;
     if (isSshgateError(err)) mapped = err;
@@ -260,42 +343,193 @@ export async function invokeTool(tool: AnyTool, input: Record<string, unknown>, 
       rt.log.error({ id, tool: tool.name, err }, 'unexpected error');
       mapped = new SshgateError('INTERNAL', `internal error (correlation id ${id}); the server log has the details`);
     }
-    const view = cleanOutput(errorView(mapped), rt.redactor);
+    const view = cleanOutput(errorView(mapped), rt.redactor, 'kind');
     const partial = view.details;
     if (typeof partial?.['exit_code'] === 'number') exitCode = partial['exit_code'];
-    outcome = { isError: true, error: view, text: errorText(view) };
+    outcome = { status: 'error', error: view, text: errorText(view) };
   } finally {
     if (timer !== null) clearTimeout(timer);
     release?.();
   }
 
-  try {
-    await rt.audit.append({
-      id,
-      tool: tool.name,
-      tier: tool.tier,
-      host: host?.alias ?? (typeof input['host'] === 'string' ? input['host'] : null),
-      principal: rt.principal,
-      decision,
-      rule,
-      args: auditArgs(input, rt.redactor),
-      result: outcome.isError ? outcome.error.code : 'ok',
-      exit_code: exitCode,
-      bytes_out: Buffer.byteLength(outcome.text),
-      duration_ms: Math.round(performance.now() - started),
-    });
-    rt.auditState.failing = false;
-  } catch (err) {
-    rt.auditState.failing = true;
-    rt.log.error({ id, err: (err as Error).message }, 'audit record could not be written');
+  const failure = await writeAudit(rt, {
+    id,
+    tool,
+    host,
+    input,
+    decision,
+    rule,
+    approvedBy,
+    result: outcome.status === 'error' ? outcome.error.code : 'ok',
+    exitCode,
+    text: outcome.text,
+    started,
+  });
+  if (failure !== null) {
     const view: ToolErrorView = {
       code: 'AUDIT_FAILED',
-      message: `the audit record of this call could not be written (${(err as Error).message}), so its result is withheld${
-        decision === 'allowed' && tool.tier !== 'read' ? '; the operation itself may have taken effect on the host' : ''
+      message: `the audit record of this call could not be written (${failure}), so its result is withheld${
+        decision !== 'denied' && tool.tier !== 'read' ? '; the operation itself may have taken effect on the host' : ''
       }`,
       retryable: false,
     };
-    outcome = { isError: true, error: view, text: errorText(view) };
+    outcome = { status: 'error', error: view, text: errorText(view) };
   }
   return outcome;
+}
+
+interface AuditInput {
+  id: string;
+  tool: AnyTool;
+  host: ResolvedHost | null;
+  input: Record<string, unknown>;
+  decision: AuditDecision;
+  rule: string | null;
+  approvedBy: string | null;
+  result: string;
+  exitCode: number | null;
+  text: string;
+  started: number;
+}
+
+/** Writes the call's audit record; returns null, or the failure message (the call is then refused). */
+async function writeAudit(rt: Runtime, a: AuditInput): Promise<string | null> {
+  try {
+    await rt.audit.append({
+      id: a.id,
+      tool: a.tool.name,
+      tier: a.tool.tier,
+      host: a.host?.alias ?? (typeof a.input['host'] === 'string' ? a.input['host'] : null),
+      principal: rt.principal,
+      decision: a.decision,
+      rule: a.rule,
+      approved_by: a.approvedBy,
+      args: auditArgs(a.input, rt.redactor),
+      result: a.result,
+      exit_code: a.exitCode,
+      bytes_out: Buffer.byteLength(a.text),
+      duration_ms: Math.round(performance.now() - a.started),
+    });
+    rt.auditState.failing = false;
+    return null;
+  } catch (err) {
+    rt.auditState.failing = true;
+    rt.log.error({ id: a.id, err: (err as Error).message }, 'audit record could not be written');
+    return (err as Error).message;
+  }
+}
+
+/** The first string field (dotted path) of `value` that contains a redaction marker, or null. */
+function findRedactionMarker(value: unknown, path = ''): string | null {
+  if (typeof value === 'string') return value.includes('<redacted:') ? path || '(input)' : null;
+  if (Array.isArray(value)) {
+    for (const [i, item] of value.entries()) {
+      const found = findRedactionMarker(item, `${path}[${i}]`);
+      if (found !== null) return found;
+    }
+    return null;
+  }
+  if (value !== null && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) {
+      const found = findRedactionMarker(item, path === '' ? key : `${path}.${key}`);
+      if (found !== null) return found;
+    }
+  }
+  return null;
+}
+
+type GateResult =
+  | { kind: 'approved'; by: string }
+  | { kind: 'ask'; message: string; requestState: string }
+  | { kind: 'pending'; error: SshgateError }
+  | { kind: 'refused'; error: SshgateError };
+
+interface GateInput {
+  tool: AnyTool;
+  host: ResolvedHost;
+  input: Record<string, unknown>;
+  digest: string;
+  approvalRule: string;
+  approvalId: string | null;
+  subject: PolicySubject;
+  call: CallContext;
+  rt: Runtime;
+}
+
+/** A human-readable account of what a call will do, for the person approving it. */
+function describeCall(g: Pick<GateInput, 'tool' | 'host' | 'input' | 'subject'>): string {
+  const lines = [`Host: ${g.host.alias} (${g.host.user}@${g.host.hostname}:${g.host.port})`, `Tool: ${g.tool.name}`];
+  if (g.subject.command !== undefined) lines.push(`Command: ${g.subject.command}`);
+  if (g.subject.cwd !== undefined) lines.push(`Working directory: ${g.subject.cwd}`);
+  for (const p of g.subject.paths ?? []) lines.push(`${p.access === 'write' ? 'Writes' : 'Reads'}: ${p.path}`);
+  for (const field of BULKY_FIELDS) {
+    const value = g.input[field];
+    if (typeof value === 'string') {
+      lines.push(`${field}: ${Buffer.byteLength(value)} bytes, sha256 ${createHash('sha256').update(value).digest('hex')}`);
+      const preview = value.length > 600 ? `${value.slice(0, 600)}...` : value;
+      lines.push(preview.split('\n').map((l) => `  | ${l}`).join('\n'));
+    }
+  }
+  return lines.join('\n');
+}
+
+/**
+ * The approval step. Channels, best first: an `approval_id` the operator approved in a terminal; the client's
+ * own human through input-required / form elicitation (the answer comes back with an HMAC-sealed state bound
+ * to this call's digest and a single-use nonce); otherwise a pending request for `sshgate approve`.
+ * Security: nothing the model sends can approve: an id only points at the operator's decision, and the
+ * elicitation answer comes from the client's UI with state the model cannot forge.
+ */
+async function approvalGate(g: GateInput): Promise<GateResult> {
+  const { rt, call } = g;
+  const what = describeCall(g);
+  if (g.approvalId !== null) {
+    const request = await rt.approvals.consume(g.approvalId, g.digest, rt.principal).catch((err: unknown) => err as SshgateError);
+    if (request instanceof SshgateError) return request.code === 'APPROVAL_REQUIRED' ? { kind: 'pending', error: request } : { kind: 'refused', error: request };
+    return { kind: 'approved', by: request.decided_by ?? 'operator' };
+  }
+  if (call.elicit !== undefined) {
+    const state = call.elicit.state as Partial<ApprovalState> | undefined;
+    if (call.elicit.responses === undefined || state === undefined) {
+      const nonce = randomUUID();
+      return {
+        kind: 'ask',
+        message: `sshgate asks a human to approve this call (rule ${g.approvalRule}):\n${what}\nApprove only if this is exactly what you want to happen.`,
+        requestState: await call.elicit.mint({ digest: g.digest, nonce }),
+      };
+    }
+    const now = Date.now();
+    for (const [n, expires] of rt.approvalNonces) if (expires < now) rt.approvalNonces.delete(n);
+    if (state.digest !== g.digest || typeof state.nonce !== 'string') {
+      return { kind: 'refused', error: new SshgateError('APPROVAL_DENIED', 'the approval answer was given for a different call') };
+    }
+    if (rt.approvalNonces.has(state.nonce)) {
+      return { kind: 'refused', error: new SshgateError('APPROVAL_DENIED', 'this approval was already used; each approval covers one call') };
+    }
+    rt.approvalNonces.set(state.nonce, now + rt.loaded.config.approvals.ttl_ms);
+    const answer = call.elicit.responses['approve'] as { action?: string; content?: { approve?: unknown } } | undefined;
+    if (answer?.action === 'accept' && answer.content?.approve === true) return { kind: 'approved', by: 'client-elicitation' };
+    return {
+      kind: 'refused',
+      error: new SshgateError('APPROVAL_DENIED', `the human ${answer?.action === 'accept' ? 'did not approve' : answer?.action === 'cancel' ? 'cancelled' : 'declined'} this call; it did not run`),
+    };
+  }
+  const request = await rt.approvals.create({
+    host: g.host.alias,
+    tool: g.tool.name,
+    rule: g.approvalRule,
+    summary: what,
+    args: auditArgs(g.input, rt.redactor),
+    digest: g.digest,
+    principal: rt.principal,
+  });
+  return {
+    kind: 'pending',
+    error: new SshgateError(
+      'APPROVAL_REQUIRED',
+      `this call needs a human's approval (rule ${g.approvalRule}); nothing ran. Ask the operator to run \`sshgate approve ${request.id}\` in a terminal, ` +
+        `then repeat exactly the same call with approval_id: "${request.id}" (it expires at ${request.expires_at})`,
+      { details: { approval_id: request.id, expires_at: request.expires_at, rule: g.approvalRule } },
+    ),
+  };
 }

@@ -10,6 +10,7 @@ import { createInventory } from '../ssh/facade.js';
 import { ConnectionPool } from '../ssh/pool.js';
 import { ServerState } from '../ssh/state.js';
 import type { Runtime } from './registry.js';
+import { ApprovalStore } from './approvals.js';
 
 /**
  * Opens the audit log and creates the pool and policy state for `loaded`.
@@ -35,12 +36,14 @@ export async function createRuntime(loaded: LoadedConfig, log: Logger, env: Node
     ),
     audit,
     redactor: new Redactor({ secrets: configuredSecrets(loaded, env) }),
-    rate: new RateLimiter(),
+    rate: new RateLimiter({ global: loaded.config.rate }),
     log,
-    inventory: createInventory(loaded.hosts),
+    inventory: createInventory(loaded.hosts, loaded.config.templates),
     principal: `stdio:${safeUser()}`,
     auditState: { failing: false },
     state: new ServerState(),
+    approvals: new ApprovalStore(loaded.approvalsDir, loaded.config.approvals.ttl_ms),
+    approvalNonces: new Map(),
   };
 }
 

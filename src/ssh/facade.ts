@@ -3,6 +3,7 @@ import { posix } from 'node:path';
 import { SshgateError } from '../errors.js';
 import type { ResolvedHost } from '../config/load.js';
 import type { Tier } from '../policy/tiers.js';
+import { templateOffered, templateParams, templateTier } from '../policy/templates.js';
 import { execCommand, type ExecResult } from './exec.js';
 import type { ConnectionPool } from './pool.js';
 import type { Config } from '../config/schema.js';
@@ -11,6 +12,7 @@ import { createFileOpsFacade, type FileOpsFacade } from './file-ops.js';
 import { createTransferFacade, type TransferFacade } from './transfer.js';
 import { createJobsFacade, type JobsFacade } from './jobs.js';
 import { createShellFacade, type ShellFacade } from './shell-session.js';
+import { createSudoFacade, type SudoFacade } from './sudo.js';
 import { confineExisting, confineForWrite, lexicalPath, readText, sftpOps, withSftp, writeAtomic, type ReadOutcome, type WriteOutcome } from './sftp.js';
 
 /** A configured host as the model may see it (no secrets, no key paths). */
@@ -25,16 +27,24 @@ export interface HostSummary {
   allow_execute: boolean;
   allow_sftp_read: boolean;
   allow_sftp_write: boolean;
+  /** Command templates offered on this host (ssh_run_template), with their tier and parameters. */
+  templates: { name: string; tier: Tier; description: string | null; params: string[] }[];
 }
 
 /** Read-only view of the configured hosts. */
 export interface HostInventory {
   list(): HostSummary[];
+  /**
+   * The resolved host of an alias, for a tool that reaches a second host (`other_host`); null when the alias
+   * is not configured. The caller must apply that host's policy itself (tier, toggles, paths).
+   */
+  resolve(alias: string): ResolvedHost | null;
 }
 
-/** Builds the inventory view of a set of resolved hosts. */
-export function createInventory(hosts: ReadonlyMap<string, ResolvedHost>): HostInventory {
+/** Builds the inventory view of a set of resolved hosts and the templates they offer. */
+export function createInventory(hosts: ReadonlyMap<string, ResolvedHost>, templates: Config['templates'] = {}): HostInventory {
   return {
+    resolve: (alias) => hosts.get(alias) ?? null,
     list: () =>
       [...hosts.values()].map((h) => ({
         alias: h.alias,
@@ -47,6 +57,9 @@ export function createInventory(hosts: ReadonlyMap<string, ResolvedHost>): HostI
         allow_execute: h.allowExecute,
         allow_sftp_read: h.allowSftpRead,
         allow_sftp_write: h.allowSftpWrite,
+        templates: Object.entries(templates)
+          .filter(([, t]) => templateOffered(t, h.alias, h.labels))
+          .map(([name, t]) => ({ name, tier: templateTier(t), description: t.description ?? null, params: templateParams(t.command) })),
       })),
   };
 }
@@ -156,14 +169,20 @@ export interface FacadeDeps {
   progress: (done: number, total?: number, message?: string) => void;
   /** Per-server singletons (shell sessions, spools). */
   state: ServerState;
+  /** Adds a secret learned at call time (a sudo password from sudo_password_command) to the redactor. */
+  addSecret?: (value: string) => void;
+  /** Background job settings (config `jobs`: remote job directory and log cap). */
+  jobs: Config['jobs'];
+  /** Upload/download/host-to-host settings (config `transfers`: request size, requests in flight, tree cap). */
+  transfers: Config['transfers'];
 }
 
 /** Every SSH operation a tool may use: the base group plus one group per module. */
-export type HostFacade = BaseFacade & FileOpsFacade & TransferFacade & JobsFacade & ShellFacade;
+export type HostFacade = BaseFacade & FileOpsFacade & TransferFacade & JobsFacade & ShellFacade & SudoFacade;
 
 /** Creates the facade for one call. */
 export function createHostFacade(deps: FacadeDeps): HostFacade {
-  return { ...createBaseFacade(deps), ...createFileOpsFacade(deps), ...createTransferFacade(deps), ...createJobsFacade(deps), ...createShellFacade(deps) };
+  return { ...createBaseFacade(deps), ...createFileOpsFacade(deps), ...createTransferFacade(deps), ...createJobsFacade(deps), ...createShellFacade(deps), ...createSudoFacade(deps) };
 }
 
 function createBaseFacade(deps: FacadeDeps): BaseFacade {

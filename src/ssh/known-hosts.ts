@@ -4,6 +4,7 @@ import { mkdir, open, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 import { SshgateError } from '../errors.js';
+import { checkHostCertificate, isCertificateType, parseCertificate } from './host-cert.js';
 
 /**
  * One valid line of a known_hosts file (sshd(8), "SSH_KNOWN_HOSTS FILE FORMAT").
@@ -34,6 +35,7 @@ export interface KnownHostsEntry {
 export type HostKeyVerdict =
   | { status: 'trusted'; line: number }
   | { status: 'unknown' }
+  | { status: 'cert-invalid'; reason: string; lines: number[] }
   | { status: 'mismatch'; lines: number[] }
   | { status: 'revoked'; line: number }
   | { status: 'other-types'; knownTypes: string[]; lines: number[] };
@@ -226,18 +228,23 @@ export function keyTypeOfBlob(blob: Buffer): string {
 
 /**
  * Checks the key a host presented against the entries, in OpenSSH's order (hostfile.c
- * `check_hostkeys_by_key_or_type`). Only entries whose names match the host ({@link matchesHost}) count.
+ * `check_hostkeys_by_key_or_type`, sshconnect.c `check_host_key`). Only entries whose names match the host
+ * ({@link matchesHost}) count.
  * 1. An `@revoked` entry holding this key → `revoked` (wins over any pin).
  * 2. An ordinary entry holding exactly this key → `trusted` (the first such line).
  * 3. An ordinary entry of the same key type with another key → `mismatch`, listing every such line.
  * 4. Only other key types known → `other-types`. OpenSSH 9.2 reports this as a changed key too; it is kept apart
  *    so the message can say which types are pinned, and callers must refuse it like a mismatch.
  * 5. Nothing → `unknown`.
- * `@cert-authority` entries are ignored: host certificates are not supported yet.
+ * A certificate blob (`*-cert-v01@openssh.com`) is checked first against `@cert-authority` entries: its key or
+ * its CA key `@revoked` → `revoked`; signed by a CA of a matching `@cert-authority` line → `trusted` when
+ * {@link checkHostCertificate} accepts it for `host` (lowercased, without port), else `cert-invalid` (never a
+ * fallback); no matching CA → the certified plain key goes through steps 1-5, as OpenSSH retries with it.
  * Throws `SshgateError('INTERNAL')` when `blob` is malformed (see {@link keyTypeOfBlob}).
  */
-export function checkHostKey(entries: readonly KnownHostsEntry[], host: string, port: number, blob: Buffer): HostKeyVerdict {
+export function checkHostKey(entries: readonly KnownHostsEntry[], host: string, port: number, blob: Buffer, now: Date = new Date()): HostKeyVerdict {
   const keyType = keyTypeOfBlob(blob);
+  if (isCertificateType(keyType)) return checkCertificate(entries, host, port, blob, now);
   const forHost = entries.filter((entry) => entry.marker !== 'cert-authority' && matchesHost(entry, host, port));
   const revoked = forHost.find((entry) => entry.marker === 'revoked' && entry.key.equals(blob));
   if (revoked !== undefined) return { status: 'revoked', line: revoked.line };
@@ -250,6 +257,29 @@ export function checkHostKey(entries: readonly KnownHostsEntry[], host: string, 
     return { status: 'other-types', knownTypes: distinct(pinned.map((entry) => entry.keyType)), lines: pinned.map((entry) => entry.line) };
   }
   return { status: 'unknown' };
+}
+
+function checkCertificate(entries: readonly KnownHostsEntry[], host: string, port: number, blob: Buffer, now: Date): HostKeyVerdict {
+  let cert;
+  try {
+    cert = parseCertificate(blob);
+  } catch (err) {
+    return { status: 'cert-invalid', reason: `the host certificate is malformed (${(err as Error).message})`, lines: [] };
+  }
+  const forHost = entries.filter((entry) => matchesHost(entry, host, port));
+  // Security: revoking the host key, the CA key or the certificate itself all refuse it.
+  const revoked = forHost.find((entry) => entry.marker === 'revoked' && [cert.publicKey, cert.signatureKey, blob].some((key) => entry.key.equals(key)));
+  if (revoked !== undefined) return { status: 'revoked', line: revoked.line };
+  const authority = forHost.find((entry) => entry.marker === 'cert-authority' && entry.key.equals(cert.signatureKey));
+  if (authority === undefined) return checkHostKey(entries, host, port, cert.publicKey, now);
+  const verdict = checkHostCertificate(cert, host.toLowerCase(), now);
+  if (!verdict.ok) return { status: 'cert-invalid', reason: verdict.reason, lines: [authority.line] };
+  return { status: 'trusted', line: authority.line };
+}
+
+/** Lines of `@cert-authority` entries that cover the host (for messages: a CA is trusted, but ssh2 shows no certificate). */
+export function certAuthorityLines(entries: readonly KnownHostsEntry[], host: string, port: number): number[] {
+  return entries.filter((entry) => entry.marker === 'cert-authority' && matchesHost(entry, host, port)).map((entry) => entry.line);
 }
 
 function distinct(values: readonly string[]): string[] {

@@ -1,14 +1,14 @@
-// Promise API over ssh2's SFTP client: stat, list, read in parallel chunks, and atomic writes
-// (temp file in the same directory, size checked, then posix-rename).
+// Promise API over ssh2's SFTP client: stat, list, read in parallel chunks, confinement of paths to a host's
+// roots, and atomic writes (temp file in the same directory, size and digest verified, then posix-rename).
 import { createHash } from 'node:crypto';
-import { posix } from 'node:path';
 import type { SFTPWrapper, Stats, FileEntryWithStats, OpenMode } from 'ssh2';
 import { SshgateError } from '../errors.js';
 import type { ResolvedHost } from '../config/load.js';
-import { checkRemotePath, type PathRules } from '../policy/path-policy.js';
+import type { PathRules } from '../policy/path-policy.js';
 import { mapSftpError } from './map-error.js';
 import { abortable, classifyOpenError, ChannelOpenError, type ConnectionPool } from './pool.js';
 import { randomToken } from './exec.js';
+import { personalityOf } from './personality.js';
 
 /** SFTP status code for end of file (draft-ietf-secsh-filexfer-02 section 7). */
 const SFTP_EOF = 1;
@@ -93,7 +93,57 @@ export const sftpOps = {
       cb(err, undefined);
     });
   }),
+  rmdir: (s: SFTPWrapper, p: string) => call<undefined>('rmdir', p, (cb) => {
+    s.rmdir(p, (err) => {
+      cb(err, undefined);
+    });
+  }),
+  /** Creates a symlink at `linkPath` pointing to `target` (ssh2 swaps the arguments for OpenSSH). */
+  symlink: (s: SFTPWrapper, target: string, linkPath: string) => call<undefined>('symlink', linkPath, (cb) => {
+    s.symlink(target, linkPath, (err) => {
+      cb(err, undefined);
+    });
+  }),
+  utimes: (s: SFTPWrapper, p: string, atime: number, mtime: number) => call<undefined>('utimes', p, (cb) => {
+    s.utimes(p, atime, mtime, (err) => {
+      cb(err, undefined);
+    });
+  }),
+  /** `hardlink@openssh.com`; check {@link hasExtension} first. */
+  hardlink: (s: SFTPWrapper, existing: string, linkPath: string) => call<undefined>('hardlink', linkPath, (cb) => {
+    s.ext_openssh_hardlink(existing, linkPath, (err) => {
+      cb(err, undefined);
+    });
+  }),
+  /** `fsync@openssh.com`; check {@link hasExtension} first. */
+  fsync: (s: SFTPWrapper, h: Buffer, p: string) => call<undefined>('fsync', p, (cb) => {
+    s.ext_openssh_fsync(h, (err) => {
+      cb(err, undefined);
+    });
+  }),
+  /** `statvfs@openssh.com`: free space of the file system holding `p`. */
+  statvfs: (s: SFTPWrapper, p: string) => call<{ bavail: number; frsize: number }>('statvfs', p, (cb) => {
+    s.ext_openssh_statvfs(p, (err, info: { bavail: number; frsize: number }) => {
+      cb(err, info);
+    });
+  }),
+  /** `copy-data` (server-side copy); `length` 0 copies until end of file. Check {@link hasExtension} first. */
+  copyData: (s: SFTPWrapper, from: Buffer, to: Buffer, length: number, p: string) => call<undefined>('copy-data', p, (cb) => {
+    s.ext_copy_data(from, 0, length, to, 0, (err) => {
+      cb(err, undefined);
+    });
+  }),
 };
+
+/**
+ * True when the server announced the SFTP extension `name` (e.g. `copy-data`, `hardlink@openssh.com`,
+ * `fsync@openssh.com`). ssh2 keeps the announced extensions in a field it does not type; a missing field
+ * reads as "not supported", so callers fall back to the plain protocol.
+ */
+export function hasExtension(s: SFTPWrapper, name: string): boolean {
+  const extensions = (s as unknown as { _extensions?: Record<string, string> })._extensions;
+  return extensions?.[name] === '1';
+}
 
 /** Reads up to `length` bytes at `position`; returns an empty buffer at end of file. */
 function readAt(s: SFTPWrapper, h: Buffer, position: number, length: number, p: string): Promise<Buffer> {
@@ -189,9 +239,13 @@ function denyPath(host: ResolvedHost, decision: { rule: string; message: string 
   return new SshgateError('PATH_DENIED', `${host.alias}: ${what}${decision.message}`, { details: { rule: decision.rule } });
 }
 
-/** The lexical path check of the host's policy; returns the normalised path. */
+/**
+ * The lexical path check of the host's policy, with the host's path personality (POSIX, or Windows paths
+ * such as `C:\x` canonicalised to `/C:/x` and compared without regard to case); returns the normalised path.
+ * @throws SshgateError PATH_DENIED naming the rule.
+ */
 export function lexicalPath(host: ResolvedHost, path: string): string {
-  const decision = checkRemotePath(path, pathRules(host));
+  const decision = personalityOf(host).check(path, pathRules(host));
   if (!decision.allowed) throw denyPath(host, decision, '');
   return decision.path;
 }
@@ -202,8 +256,22 @@ function hasPathRules(host: ResolvedHost): boolean {
 
 /** Checks a resolved (real) path against the host's roots again; symlinks must not lead out. */
 function checkReal(host: ResolvedHost, requested: string, real: string): void {
-  const decision = checkRemotePath(real, pathRules(host));
-  if (!decision.allowed) throw denyPath(host, decision, `${requested} resolves to ${real}: `);
+  if (!hasPathRules(host)) return;
+  const decision = personalityOf(host).check(real, pathRules(host));
+  if (!decision.allowed) throw denyPath(host, decision, requested === real ? '' : `${requested} resolves to ${real}: `);
+}
+
+/**
+ * Checks a path found on the host (a walk entry, a realpath answer) against the host's rules.
+ * @throws SshgateError PATH_DENIED naming the rule (a restricted path inside a tree, a symlink out of the roots).
+ */
+export function assertAllowed(host: ResolvedHost, path: string): void {
+  checkReal(host, path, path);
+}
+
+/** True when `path` passes the host's rules (used by walks that skip, rather than refuse, restricted entries). */
+export function isAllowed(host: ResolvedHost, path: string): boolean {
+  return !hasPathRules(host) || personalityOf(host).check(path, pathRules(host)).allowed;
 }
 
 /**
@@ -230,34 +298,120 @@ export interface WriteTarget {
 
 /**
  * Resolves a path for writing: lexical check; realpath of the parent (SFTP realpath returns a missing last
- * component unchanged, so the parent is resolved instead); `lstat` of the final component; a symlink is
- * followed only when its real target passes the check too.
+ * component unchanged, so the parent is resolved instead) and of the joined path, both checked again; `lstat`
+ * of the final component; a symlink is followed only when its real target passes the check too.
  * @throws SshgateError PATH_DENIED, REMOTE_NOT_FOUND (parent missing), REMOTE_FAILURE (a directory at the path).
  */
 export async function confineForWrite(sftp: SFTPWrapper, host: ResolvedHost, path: string): Promise<WriteTarget> {
+  const personality = personalityOf(host);
   const lexical = lexicalPath(host, path);
-  if (lexical === '/') throw new SshgateError('INVALID_INPUT', 'path: / is a directory');
-  const parent = posix.dirname(lexical);
+  if (personality.isRoot(lexical)) throw new SshgateError('INVALID_INPUT', `path: ${lexical} is a directory`);
+  const parent = personality.dirname(lexical);
   const dir = await sftpOps.realpath(sftp, parent);
-  if (hasPathRules(host)) checkReal(host, parent, dir);
-  let target = posix.join(dir, posix.basename(lexical));
+  checkReal(host, parent, dir);
+  let target = personality.join(dir, personality.basename(lexical));
+  // Security: a symlinked parent can lead to a restricted path that the lexical check never saw.
+  checkReal(host, lexical, target);
   let existing: Stats | null = null;
   try {
     existing = await sftpOps.lstat(sftp, target);
   } catch (err) {
-    if (!(err instanceof SshgateError && err.code === 'REMOTE_NOT_FOUND')) throw err;
+    if (!isNotFound(err)) throw err;
   }
   if (existing?.isSymbolicLink() === true) {
     const real = await sftpOps.realpath(sftp, target);
-    if (hasPathRules(host)) checkReal(host, lexical, real);
+    checkReal(host, lexical, real);
     target = real;
     existing = await sftpOps.lstat(sftp, target);
   }
   if (existing?.isDirectory() === true) throw new SshgateError('REMOTE_FAILURE', `${lexical} is a directory`);
-  return { path: target, dir: posix.dirname(target), existing };
+  return { path: target, dir: personality.dirname(target), existing };
 }
 
-/** Result of {@link writeAtomic}. */
+/** A path resolved without following its last component (see {@link confineEntry}). */
+export interface EntryTarget {
+  /** Real path of the parent joined with the last component (a symlink there is the link itself). */
+  path: string;
+  /** Real path of the parent directory. */
+  dir: string;
+  /** `lstat` of the entry; null when nothing is there. */
+  stats: Stats | null;
+}
+
+/**
+ * Resolves a path whose last component must not be followed (remove, move, the destination of a copy):
+ * lexical check, realpath of the parent, both checked again against the rules, then `lstat` of the entry.
+ * A symlink at the path is reported as a symlink.
+ * @throws SshgateError PATH_DENIED, REMOTE_NOT_FOUND (parent missing), INVALID_INPUT (a file system root).
+ */
+export async function confineEntry(sftp: SFTPWrapper, host: ResolvedHost, path: string): Promise<EntryTarget> {
+  const personality = personalityOf(host);
+  const lexical = lexicalPath(host, path);
+  if (personality.isRoot(lexical)) throw new SshgateError('INVALID_INPUT', `path: ${lexical} is the root of the file system`);
+  const parent = personality.dirname(lexical);
+  const dir = await sftpOps.realpath(sftp, parent);
+  checkReal(host, parent, dir);
+  const target = personality.join(dir, personality.basename(lexical));
+  checkReal(host, lexical, target);
+  let stats: Stats | null = null;
+  try {
+    stats = await sftpOps.lstat(sftp, target);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+  return { path: target, dir, stats };
+}
+
+/**
+ * Creates `path` and its missing parents (`mkdir -p`), each directory inside the host's rules: the deepest
+ * existing ancestor is resolved with realpath, and every directory is created inside the real path of its
+ * parent after that joined path has passed the rules (a symlinked ancestor cannot lead the creation out of
+ * the roots). New directories get `mode` (set explicitly, so the remote umask does not apply).
+ * Returns the real path and the directories created, outermost first.
+ * @throws SshgateError PATH_DENIED, REMOTE_FAILURE (a file in the way), SFTP errors.
+ */
+export async function mkdirParents(sftp: SFTPWrapper, host: ResolvedHost, path: string, mode: number): Promise<{ path: string; created: string[] }> {
+  const personality = personalityOf(host);
+  const lexical = lexicalPath(host, path);
+  const chain: string[] = [];
+  let existing = lexical;
+  for (;;) {
+    try {
+      await sftpOps.lstat(sftp, existing);
+      break;
+    } catch (err) {
+      if (!isNotFound(err) || personality.isRoot(existing)) throw err;
+      chain.unshift(personality.basename(existing));
+      existing = personality.dirname(existing);
+    }
+  }
+  let current = await sftpOps.realpath(sftp, existing);
+  if (chain.length === 0) checkReal(host, lexical, current);
+  const kind = await sftpOps.stat(sftp, current);
+  if (!kind.isDirectory()) throw new SshgateError('REMOTE_FAILURE', `${existing} exists and is not a directory`);
+  const created: string[] = [];
+  for (const name of chain) {
+    const next = personality.join(current, name);
+    checkReal(host, lexical, next);
+    try {
+      await sftpOps.mkdir(sftp, next, mode);
+      created.push(next);
+      await sftpOps.setstat(sftp, next, { mode });
+    } catch (err) {
+      // Another writer may have created it in between: fine when it is a directory.
+      const st = await sftpOps.lstat(sftp, next).catch(() => null);
+      if (st === null || !st.isDirectory()) throw err;
+    }
+    current = await sftpOps.realpath(sftp, next);
+    checkReal(host, lexical, current);
+  }
+  return { path: current, created };
+}
+
+/** Largest write whose sha256 is verified by reading the temp file back (beyond it, the size is verified). */
+export const VERIFY_DIGEST_MAX_BYTES = 8 * 1024 * 1024;
+
+/** Result of {@link writeAtomic} and {@link writeAtomicWith}. */
 export interface WriteOutcome {
   path: string;
   bytes: number;
@@ -265,43 +419,171 @@ export interface WriteOutcome {
   mode: number;
   /** False when the remote account could not give the new file the old owner (not root). */
   owner_preserved: boolean;
+  /** sha256 of the content written, when known. */
+  sha256: string | null;
+  /** What was checked on the temp file before the rename: its size, or its size and its sha256 read back. */
+  verified: 'size' | 'size+sha256';
+  /** Where the previous content was kept (`backup: true`), else null. */
+  backup_path: string | null;
+}
+
+/** Options of {@link writeAtomicWith}. */
+export interface AtomicWriteOptions {
+  /** Permission bits of the file (default: those of the existing file, else 0644). */
+  mode?: number;
+  signal: AbortSignal;
+  /** Keep the previous content as `<path>.sshgate-bak-<UTC timestamp>` (a hard link where the server can). */
+  backup?: boolean;
+  /**
+   * Checked once more just before the rename: the sha256 the current file must still have, or null when no
+   * file may be there yet. Narrows the window in which another writer's change would be lost.
+   */
+  expectCurrentSha256?: string | null;
+  /** Access and modification times (seconds since the epoch) to give the file (copies keep them). */
+  times?: { atime: number; mtime: number };
+}
+
+/** What the `fill` function of {@link writeAtomicWith} wrote. */
+export interface FillResult {
+  bytes: number;
+  /** sha256 of what was written, or null when not computed (a server-side copy). */
+  sha256: string | null;
+}
+
+/** `20260729T101502.123Z`: a UTC timestamp that sorts and is valid in file names everywhere. */
+export function backupStamp(date: Date): string {
+  return date.toISOString().replaceAll('-', '').replaceAll(':', '');
+}
+
+/** sha256 (or another algorithm) of the file at `path`, read until end of file with parallel requests. */
+export async function hashRemoteFile(
+  sftp: SFTPWrapper,
+  path: string,
+  algorithm: 'sha256' | 'sha512' | 'md5',
+  signal: AbortSignal,
+): Promise<{ digest: string; bytes: number }> {
+  const handle = await sftpOps.open(sftp, path, 'r');
+  try {
+    const stats = await sftpOps.fstat(sftp, handle, path);
+    if (stats.isDirectory()) throw new SshgateError('INVALID_INPUT', `${path} is a directory`);
+    const hash = createHash(algorithm);
+    let bytes = 0;
+    for await (const chunk of readChunks(sftp, handle, path, 0, stats.size, signal, 256 * 1024, 16)) {
+      hash.update(chunk);
+      bytes += chunk.length;
+    }
+    return { digest: hash.digest('hex'), bytes };
+  } finally {
+    await sftpOps.close(sftp, handle, path).catch(() => undefined);
+  }
+}
+
+/** Adds what the file system says about free space to a failed write (a full disk answers just "Failure"). */
+async function explainWriteFailure(sftp: SFTPWrapper, dir: string, err: unknown): Promise<unknown> {
+  if (!(err instanceof SshgateError) || err.code !== 'REMOTE_FAILURE' || !hasExtension(sftp, 'statvfs@openssh.com')) return err;
+  const info = await sftpOps.statvfs(sftp, dir).catch(() => null);
+  if (info === null) return err;
+  // Measured while the partial temp file still holds its blocks: a full file system shows (almost) nothing free.
+  const free = info.bavail * info.frsize;
+  if (free >= 64 * 1024) return err;
+  return new SshgateError('REMOTE_FAILURE', `${err.message}: the file system of ${dir} is full (${free} bytes free); the file was not replaced`, {
+    cause: err,
+    details: { free_bytes: free },
+  });
+}
+
+async function keepBackup(sftp: SFTPWrapper, host: ResolvedHost, target: WriteTarget & { existing: Stats }, signal: AbortSignal): Promise<string> {
+  const personality = personalityOf(host);
+  const backup = personality.join(target.dir, `${personality.basename(target.path)}.sshgate-bak-${backupStamp(new Date())}`);
+  checkReal(host, backup, backup);
+  if (hasExtension(sftp, 'hardlink@openssh.com')) {
+    try {
+      // The old inode stays reachable under the backup name once the rename replaces the file: no copy needed.
+      await sftpOps.hardlink(sftp, target.path, backup);
+      return backup;
+    } catch {
+      // Fall through to a copy (a file system without hard links).
+    }
+  }
+  const from = await sftpOps.open(sftp, target.path, 'r');
+  try {
+    const to = await sftpOps.open(sftp, backup, 'wx', 0o600);
+    try {
+      let position = 0;
+      for await (const chunk of readChunks(sftp, from, target.path, 0, target.existing.size, signal, 256 * 1024, 16)) {
+        await sftpOps.write(sftp, to, chunk, position, backup);
+        position += chunk.length;
+      }
+      const st = await sftpOps.fstat(sftp, to, backup);
+      if (st.size !== position) throw new SshgateError('REMOTE_FAILURE', `short write to the backup ${backup} (disk full?); the file was not replaced`);
+    } catch (err) {
+      await sftpOps.close(sftp, to, backup).catch(() => undefined);
+      await sftpOps.unlink(sftp, backup).catch(() => undefined);
+      throw err;
+    }
+    await sftpOps.close(sftp, to, backup);
+    await sftpOps.setstat(sftp, backup, { mode: target.existing.mode & 0o7777 });
+    return backup;
+  } finally {
+    await sftpOps.close(sftp, from, target.path).catch(() => undefined);
+  }
 }
 
 /**
- * Writes `data` to `target` atomically: a temp file `.<name>.sshgate-<random>.tmp` is created exclusively in
- * the same directory, written with parallel requests, its size checked with `fstat` (ssh2's write stream
- * can end silently truncated on a full disk), mode and owner of an existing file copied, the directory's
- * real path checked again (the race SFTP cannot close), then `posix-rename@openssh.com` replaces the file.
- * On any failure the temp file is removed and the old file is untouched.
- * @throws SshgateError REMOTE_FAILURE (short write), PATH_DENIED (directory moved), SFTP errors.
+ * Replaces (or creates) `target` atomically with what `fill` writes into an open temp file:
+ * 1. a temp file `.<name>.sshgate-<random>.tmp` is created exclusively (mode 0600) in the same directory;
+ * 2. `fill` writes it and reports the bytes and, when it knows it, the sha256;
+ * 3. the temp file's size is checked with `fstat` (ssh2's write stream can end silently truncated on a full
+ *    disk: never trust a `finish`), it is fsynced where the server supports it, and closed;
+ * 4. its sha256 is read back and compared when it is at most {@link VERIFY_DIGEST_MAX_BYTES};
+ * 5. owner and group of an existing file are copied, then the mode (in this order: chown clears setuid/setgid);
+ * 6. `expectCurrentSha256`, when given, is checked against the current file once more;
+ * 7. `backup` keeps the old file as `<path>.sshgate-bak-<UTC>`;
+ * 8. the directory's real path is checked again (the race SFTP cannot close), then `posix-rename@openssh.com`
+ *    replaces the file.
+ * On any failure the temp file (and a backup made for this write) is removed and the old file is untouched.
+ * @throws SshgateError REMOTE_FAILURE (short write, digest mismatch, disk full, file changed meanwhile),
+ *   PATH_DENIED (directory moved, backup path restricted), CANCELLED/COMMAND_TIMEOUT, SFTP errors.
  */
-export async function writeAtomic(
+export async function writeAtomicWith(
   sftp: SFTPWrapper,
   host: ResolvedHost,
   target: WriteTarget,
-  data: Buffer,
-  options: { mode?: number; signal: AbortSignal },
+  fill: (handle: Buffer, tmpPath: string) => Promise<FillResult>,
+  options: AtomicWriteOptions,
 ): Promise<WriteOutcome> {
-  const tmp = posix.join(target.dir, `.${posix.basename(target.path)}.sshgate-${randomToken(6)}.tmp`);
+  const personality = personalityOf(host);
+  const tmp = personality.join(target.dir, `.${personality.basename(target.path)}.sshgate-${randomToken(6)}.tmp`);
   const mode = options.mode ?? (target.existing === null ? 0o644 : target.existing.mode & 0o7777);
   const handle = await sftpOps.open(sftp, tmp, 'wx', 0o600);
   let open = true;
+  let backupPath: string | null = null;
+  let renamed = false;
   try {
-    const chunk = 256 * 1024;
-    const writes: Promise<undefined>[] = [];
-    for (let offset = 0; offset < data.length; offset += chunk) {
-      if (options.signal.aborted) throw abortReason(options.signal);
-      writes.push(sftpOps.write(sftp, handle, data.subarray(offset, offset + chunk), offset, tmp));
-      if (writes.length >= 8) await writes.shift();
+    let filled: FillResult;
+    try {
+      filled = await fill(handle, tmp);
+    } catch (err) {
+      throw await explainWriteFailure(sftp, target.dir, err);
     }
-    await Promise.all(writes);
     const written = await sftpOps.fstat(sftp, handle, tmp);
-    if (written.size !== data.length) {
-      throw new SshgateError('REMOTE_FAILURE', `short write to ${target.path}: ${written.size} of ${data.length} bytes reached the disk (disk full?); the file was not replaced`);
+    if (written.size !== filled.bytes) {
+      throw new SshgateError(
+        'REMOTE_FAILURE',
+        `short write to ${target.path}: ${written.size} of ${filled.bytes} bytes reached the disk (disk full?); the file was not replaced`,
+      );
     }
+    if (hasExtension(sftp, 'fsync@openssh.com')) await sftpOps.fsync(sftp, handle, tmp);
     open = false;
     await sftpOps.close(sftp, handle, tmp);
-    await sftpOps.setstat(sftp, tmp, { mode });
+    let verified: WriteOutcome['verified'] = 'size';
+    if (filled.sha256 !== null && filled.bytes <= VERIFY_DIGEST_MAX_BYTES) {
+      const back = await hashRemoteFile(sftp, tmp, 'sha256', options.signal);
+      if (back.digest !== filled.sha256 || back.bytes !== filled.bytes) {
+        throw new SshgateError('REMOTE_FAILURE', `the content that reached ${target.path} differs from what was sent (sha256 ${back.digest}, expected ${filled.sha256}); the file was not replaced`);
+      }
+      verified = 'size+sha256';
+    }
     let ownerPreserved = true;
     if (target.existing !== null && (target.existing.uid !== written.uid || target.existing.gid !== written.gid)) {
       try {
@@ -310,10 +592,24 @@ export async function writeAtomic(
         ownerPreserved = false;
       }
     }
+    // After the chown: changing the owner clears setuid and setgid bits.
+    await sftpOps.setstat(sftp, tmp, { mode });
+    if (options.times !== undefined) await sftpOps.utimes(sftp, tmp, options.times.atime, options.times.mtime);
+    if (options.expectCurrentSha256 !== undefined) {
+      const current = await currentSha256(sftp, target.path, options.signal);
+      if (current !== options.expectCurrentSha256) {
+        throw new SshgateError(
+          'REMOTE_FAILURE',
+          `${target.path} changed while it was being written (now ${current === null ? 'absent' : `sha256 ${current}`}); the file was not replaced: read it again`,
+          { details: { current_sha256: current } },
+        );
+      }
+    }
+    if (options.backup === true && target.existing !== null) backupPath = await keepBackup(sftp, host, { ...target, existing: target.existing }, options.signal);
     // Security: the directory could have been swapped for a symlink since it was checked.
     const dirNow = await sftpOps.realpath(sftp, target.dir);
     if (dirNow !== target.dir) throw new SshgateError('PATH_DENIED', `${target.dir} changed while writing (now resolves to ${dirNow}); the file was not replaced`);
-    if (hasPathRules(host)) checkReal(host, target.dir, dirNow);
+    checkReal(host, target.dir, dirNow);
     if (options.signal.aborted) throw abortReason(options.signal);
     try {
       await sftpOps.posixRename(sftp, tmp, target.path);
@@ -321,12 +617,75 @@ export async function writeAtomic(
       if (target.existing !== null) throw err;
       await sftpOps.rename(sftp, tmp, target.path);
     }
-    return { path: target.path, bytes: data.length, created: target.existing === null, mode, owner_preserved: ownerPreserved };
+    renamed = true;
+    return {
+      path: target.path,
+      bytes: filled.bytes,
+      created: target.existing === null,
+      mode,
+      owner_preserved: ownerPreserved,
+      sha256: filled.sha256,
+      verified,
+      backup_path: backupPath,
+    };
   } catch (err) {
     if (open) await sftpOps.close(sftp, handle, tmp).catch(() => undefined);
-    await sftpOps.unlink(sftp, tmp).catch(() => undefined);
+    if (!renamed) {
+      await sftpOps.unlink(sftp, tmp).catch(() => undefined);
+      if (backupPath !== null) await sftpOps.unlink(sftp, backupPath).catch(() => undefined);
+    }
     throw err;
   }
+}
+
+/** sha256 of the file at `path`, or null when there is none. */
+async function currentSha256(sftp: SFTPWrapper, path: string, signal: AbortSignal): Promise<string | null> {
+  try {
+    return (await hashRemoteFile(sftp, path, 'sha256', signal)).digest;
+  } catch (err) {
+    if (isNotFound(err)) return null;
+    throw err;
+  }
+}
+
+/**
+ * Writes `data` to `target` atomically (see {@link writeAtomicWith}): parallel write requests of 256 KiB, the
+ * size checked with `fstat` and, up to {@link VERIFY_DIGEST_MAX_BYTES}, the sha256 read back.
+ * @throws SshgateError REMOTE_FAILURE (short write, disk full, digest mismatch), PATH_DENIED (directory moved), SFTP errors.
+ */
+export async function writeAtomic(
+  sftp: SFTPWrapper,
+  host: ResolvedHost,
+  target: WriteTarget,
+  data: Buffer,
+  options: Omit<AtomicWriteOptions, 'times'>,
+): Promise<WriteOutcome> {
+  const sha256 = createHash('sha256').update(data).digest('hex');
+  return writeAtomicWith(
+    sftp,
+    host,
+    target,
+    async (handle, tmp) => {
+      const chunk = 256 * 1024;
+      const writes: Promise<undefined>[] = [];
+      try {
+        for (let offset = 0; offset < data.length; offset += chunk) {
+          if (options.signal.aborted) throw abortReason(options.signal);
+          const write = sftpOps.write(sftp, handle, data.subarray(offset, offset + chunk), offset, tmp);
+          write.catch(() => undefined);
+          writes.push(write);
+          if (writes.length >= 8) await writes.shift();
+        }
+        await Promise.all(writes);
+      } catch (err) {
+        // Let every request in flight settle before the handle is closed and the temp file removed.
+        await Promise.allSettled(writes);
+        throw err;
+      }
+      return { bytes: data.length, sha256 };
+    },
+    options,
+  );
 }
 
 /** Options of {@link readText}. */

@@ -1,7 +1,7 @@
 // One declaration per tool: name, texts, schemas, tier, group, effects and handler in one object;
 // MCP annotations are derived from tier and effects, never written by hand.
 import type { z } from 'zod';
-import type { Group } from '../config/schema.js';
+import type { Config, Group } from '../config/schema.js';
 import type { ResolvedHost } from '../config/load.js';
 import type { Tier } from '../policy/tiers.js';
 import type { HostFacade, HostInventory } from '../ssh/facade.js';
@@ -22,8 +22,10 @@ export type ToolKind = 'meta' | 'sftp_read' | 'sftp_write' | 'exec';
 
 /** What the policy checks before a call runs, derived from its (validated) input. */
 export interface PolicySubject {
-  /** A command that will run through the remote shell. */
+  /** A command that will run through the remote shell (checked by the command policy). */
   command?: string;
+  /** A command the operator wrote (a template): not checked by the command policy, but shown for approval. */
+  operatorCommand?: string;
   /** Remote paths the call touches. */
   paths?: { path: string; access: 'read' | 'write' }[];
   /** Remote working directory (obeys the roots like a path). */
@@ -44,6 +46,16 @@ export interface ToolContext {
   remote: HostFacade;
   /** The configured hosts (no secrets). */
   inventory: HostInventory;
+  /**
+   * For a tool whose hosts come from other fields (ssh_transfer_file: `source_host`, `destination_host`):
+   * resolves `alias` and applies what invokeTool applies to `host` (tier, the per-host toggle of `kind`, the
+   * lexical path policy of `paths`). A host whose approval rules fire for this access is refused (fail closed:
+   * the approval flow binds one host per call). A refusal is audited as a denial.
+   * @throws SshgateError HOST_NOT_CONFIGURED, POLICY_DENIED, PATH_DENIED.
+   */
+  authorizeHost(alias: string, access: { tier: Tier; kind: ToolKind; paths: NonNullable<PolicySubject['paths']> }): ResolvedHost;
+  /** Operator-defined command templates (config `templates`). */
+  templates: Config['templates'];
   /** Size limits from the config (`limits`). */
   limits: { maxReadBytes: number; maxWriteBytes: number; maxOutputBytes: number };
 }
@@ -63,10 +75,17 @@ export interface ToolDefinition<I extends z.ZodObject = z.ZodObject, O extends z
   /** Flat object schema (no top-level union). A `host` field makes the tool host-bound. */
   input: I;
   output: O;
-  /** What the policy checks for this input. */
-  policy?: (input: z.output<I>) => PolicySubject;
+  /** What the policy checks for this input (the config is given for tools that depend on it: templates). */
+  policy?: (input: z.output<I>, config: Config) => PolicySubject;
+  /**
+   * How secrets in the output are masked: `kind` markers (`<redacted:password>`, the default) or `digest`
+   * markers (`<redacted:sha256:XXXXXXXX len:N>`, which tell two secrets apart).
+   */
+  redaction?: (input: z.output<I>, host: ResolvedHost | null) => 'kind' | 'digest';
+  /** The tier this particular call needs, when it depends on the input (templates); default `tier`. */
+  tierFor?: (input: z.output<I>, config: Config) => Tier;
   /** The call's timeout, when the input can set it (clamped to `limits.max_timeout_ms`). */
-  timeoutMs?: (input: z.output<I>) => number | undefined;
+  timeoutMs?: (input: z.output<I>, config: Config) => number | undefined;
   run(input: z.output<I>, ctx: ToolContext): Promise<z.output<O>>;
   /** Short text rendering of the output, for clients that ignore structuredContent. */
   summarize(output: z.output<O>): string;

@@ -1,6 +1,9 @@
 // The exec group: run one command on a host, with a real timeout and capped output.
 import { z } from 'zod';
 import { shellQuote } from '../policy/shell-quote.js';
+import { renderTemplate, templateOffered, templateTier } from '../policy/templates.js';
+import type { Config, TemplateConfig } from '../config/schema.js';
+import { invalidInput } from '../errors.js';
 import { defineTool } from './define-tool.js';
 import { execResultShape, hostAlias, remotePath } from './fields.js';
 import { requireHost } from './hosts.js';
@@ -56,4 +59,56 @@ export const exec = defineTool({
   },
 });
 
-export const execTools = [exec] as const;
+function findTemplate(templates: Config['templates'], name: string): TemplateConfig | undefined {
+  return Object.hasOwn(templates, name) ? templates[name] : undefined;
+}
+
+export const runTemplate = defineTool({
+  name: 'ssh_run_template',
+  title: 'Run an operator-defined command template',
+  description:
+    'Run one of the command templates the operator defined for a host (ssh_list_hosts shows each host\'s templates), filling ' +
+    'its parameters. Each parameter is validated by the operator\'s regex and passed as exactly one quoted word, so no shell ' +
+    'syntax can be injected; values starting with "-" are refused unless the template allows them. Each template has its own ' +
+    'tier: read-tier templates work on read-only hosts. Returns the same result as ssh_exec.',
+  group: 'exec',
+  tier: 'read',
+  kind: 'meta',
+  effects: { destructive: false, idempotent: false },
+  input: z.object({
+    host: hostAlias,
+    template: z.string().min(1).describe('Template name.'),
+    params: z.record(z.string(), z.string()).default({}).describe('Parameter values by name.'),
+  }),
+  output: z.object({ template: z.string(), command: z.string().describe('The command as it ran.'), ...execResultShape }),
+  tierFor: ({ template }, config) => {
+    const t = findTemplate(config.templates, template);
+    return t === undefined ? 'read' : templateTier(t);
+  },
+  policy: ({ template, params }, config) => {
+    const t = findTemplate(config.templates, template);
+    if (t === undefined) return {};
+    try {
+      return { operatorCommand: renderTemplate(template, t, params) };
+    } catch {
+      return {};
+    }
+  },
+  timeoutMs: ({ template }, config) => findTemplate(config.templates, template)?.timeout_ms,
+  async run({ template, params }, ctx) {
+    const host = requireHost(ctx.host);
+    const t = findTemplate(ctx.templates, template);
+    if (t === undefined || !templateOffered(t, host.alias, host.labels)) {
+      const offered = Object.entries(ctx.templates)
+        .filter(([, v]) => templateOffered(v, host.alias, host.labels))
+        .map(([k]) => k);
+      throw invalidInput(`template ${JSON.stringify(template)} is not offered on host ${host.alias}; offered: ${offered.join(', ') || '(none)'}`);
+    }
+    const command = renderTemplate(template, t, params);
+    const { stdout_bytes, stderr_bytes, ...rest } = await ctx.remote.exec(host, command, {});
+    return { template, command, ...rest, stdout_bytes, stderr_bytes };
+  },
+  summarize: (out) => `${out.template}: ${out.command}\n${exec.summarize(out)}`,
+});
+
+export const execTools = [exec, runTemplate] as const;

@@ -31,6 +31,9 @@ export const listHosts = defineTool({
         allow_execute: z.boolean(),
         allow_sftp_read: z.boolean(),
         allow_sftp_write: z.boolean(),
+        templates: z
+          .array(z.object({ name: z.string(), tier: z.enum(TIERS), description: z.string().nullable(), params: z.array(z.string()) }))
+          .describe('Command templates offered on this host (run them with ssh_run_template).'),
       }),
     ),
   }),
@@ -42,7 +45,11 @@ export const listHosts = defineTool({
     out.hosts.length === 0
       ? 'No hosts are configured.'
       : out.hosts
-          .map((h) => `${h.alias}  ${h.user}@${h.hostname}:${h.port}  tier=${h.tier}${h.labels.length > 0 ? `  labels=${h.labels.join(',')}` : ''}`)
+          .map(
+            (h) =>
+              `${h.alias}  ${h.user}@${h.hostname}:${h.port}  tier=${h.tier}${h.labels.length > 0 ? `  labels=${h.labels.join(',')}` : ''}` +
+              (h.templates.length > 0 ? `  templates=${h.templates.map((t) => `${t.name}(${t.params.join(',')})`).join(' ')}` : ''),
+          )
           .join('\n'),
 });
 

@@ -6,6 +6,7 @@ import { fileOpsTools } from './file-ops.js';
 import { hostTools } from './hosts.js';
 import { jobTools } from './jobs.js';
 import { shellTools } from './shell.js';
+import { sudoTools } from './sudo.js';
 import { transferTools } from './transfer.js';
 
-export const allTools: readonly AnyTool[] = [...hostTools, ...fileTools, ...fileOpsTools, ...transferTools, ...execTools, ...jobTools, ...shellTools];
+export const allTools: readonly AnyTool[] = [...hostTools, ...fileTools, ...fileOpsTools, ...transferTools, ...execTools, ...jobTools, ...shellTools, ...sudoTools];

@@ -60,6 +60,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
     tier: 'exec',
     known_hosts: { file: knownHostsPath },
     audit: { path: auditPath },
+    approvals: { dir: join(dir, 'approvals') },
     ...options.config,
     hosts,
   };

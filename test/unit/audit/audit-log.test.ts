@@ -70,7 +70,7 @@ describe('AuditLog: writing', () => {
     expect(rest).toEqual([]);
     const parsed = JSON.parse(line!) as Record<string, unknown>;
     expect(Object.keys(parsed)).toEqual([
-      'ts', 'id', 'tool', 'tier', 'host', 'principal', 'decision', 'rule', 'args', 'result', 'exit_code', 'bytes_out',
+      'ts', 'id', 'tool', 'tier', 'host', 'principal', 'decision', 'rule', 'approved_by', 'args', 'result', 'exit_code', 'bytes_out',
       'duration_ms', 'prev', 'hash',
     ]);
     expect(parsed).toMatchObject({ ts: '2026-01-02T03:04:05.006Z', prev: GENESIS_PREV, rule: 'hosts.web1.commands.allow[0]' });
