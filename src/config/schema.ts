@@ -152,6 +152,13 @@ export const configSchema = z.strictObject({
     })
     .optional()
     .describe('Global ceiling on top of each host\'s `rate`.'),
+  spool: z
+    .strictObject({
+      max_output_bytes: z.number().int().positive().default(64 * 1024 * 1024).describe('Full output kept per stream of one command for ssh_read_output.'),
+      max_total_bytes: z.number().int().positive().default(512 * 1024 * 1024).describe('Spooled output kept in all (oldest removed first).'),
+      max_age_ms: z.number().int().positive().default(3_600_000).describe('Spooled output is removed after this long.'),
+    })
+    .prefault({}),
   approvals: z
     .strictObject({
       dir: z.string().default('~/.local/state/sshgate/approvals').describe('Where pending approvals wait for `sshgate approve` (0700).'),

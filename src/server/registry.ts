@@ -302,6 +302,7 @@ export async function invokeTool(tool: AnyTool, rawInput: Record<string, unknown
         localPaths: rt.loaded.localPaths,
         progress: call.progress ?? (() => undefined),
         state: rt.state,
+        spool: rt.loaded.config.spool,
         jobs: rt.loaded.config.jobs,
         addSecret: (value) => {
           rt.redactor.addSecret(value);

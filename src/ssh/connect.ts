@@ -1,11 +1,14 @@
-// Opens one verified, authenticated SSH connection: socket with Nagle off, known_hosts check before auth, keepalive.
+// Opens one verified, authenticated SSH connection: socket with Nagle off (or a tunnel through a jump host),
+// known_hosts check before auth, keepalive.
 import { connect as netConnect, type Socket } from 'node:net';
 import { readFile, stat } from 'node:fs/promises';
+import type { Duplex } from 'node:stream';
 import ssh2, { type AnyAuthMethod, type ParsedKey } from 'ssh2';
 import { SshgateError } from '../errors.js';
 import type { ResolvedHost } from '../config/load.js';
 import {
   appendKnownHost,
+  certAuthorityLines,
   checkHostKey,
   describeMismatch,
   describeUnknownHost,
@@ -15,6 +18,7 @@ import {
   keyTypeOfBlob,
   knownKeyTypes,
   loadKnownHosts,
+  type HostKeyVerdict,
   type KnownHostsEntry,
 } from './known-hosts.js';
 import { mapConnectError } from './map-error.js';
@@ -33,11 +37,22 @@ export type KnownHostsMode = 'strict' | 'accept-new';
 export class KnownHostsStore {
   private entries: KnownHostsEntry[] = [];
   private mtimeMs = -1;
+  private readonly others = new Map<string, KnownHostsStore>();
 
   constructor(
     readonly file: string,
     readonly mode: KnownHostsMode,
   ) {}
+
+  /** A read-only store for another file (ssh_config UserKnownHostsFile), cached by path. */
+  other(file: string): KnownHostsStore {
+    let store = this.others.get(file);
+    if (store === undefined) {
+      store = new KnownHostsStore(file, 'strict');
+      this.others.set(file, store);
+    }
+    return store;
+  }
 
   /** Current entries, re-read if the file changed. */
   async current(): Promise<KnownHostsEntry[]> {
@@ -128,6 +143,25 @@ async function authMethods(host: ResolvedHost, env: NodeJS.ProcessEnv): Promise<
   return methods;
 }
 
+/** The known_hosts files of a host, each with its entries: the main file first, then ssh_config's extra files. */
+async function knownHostsFor(host: ResolvedHost, store: KnownHostsStore): Promise<{ file: string; entries: KnownHostsEntry[] }[]> {
+  const files = [store, ...(host.knownHostsFiles ?? []).map((f) => store.other(f))];
+  return Promise.all(files.map(async (s) => ({ file: s.file, entries: await s.current() })));
+}
+
+/** Severity of a verdict when several files are checked: the first refusal reason in OpenSSH's order wins. */
+const VERDICT_RANK: Record<HostKeyVerdict['status'], number> = { revoked: 0, 'cert-invalid': 1, trusted: 2, mismatch: 3, 'other-types': 4, unknown: 5 };
+
+/** Checks the key against every file (union semantics, like ssh with several UserKnownHostsFile). */
+function checkAllFiles(files: readonly { file: string; entries: KnownHostsEntry[] }[], host: ResolvedHost, blob: Buffer): { verdict: HostKeyVerdict; file: string } {
+  let best: { verdict: HostKeyVerdict; file: string } | null = null;
+  for (const { file, entries } of files) {
+    const verdict = checkHostKey(entries, host.hostname, host.port, blob);
+    if (best === null || VERDICT_RANK[verdict.status] < VERDICT_RANK[best.verdict.status]) best = { verdict, file };
+  }
+  return best ?? { verdict: { status: 'unknown' }, file: files[0]?.file ?? '' };
+}
+
 function openSocket(host: ResolvedHost, signal: AbortSignal): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const where = `${host.alias} (${host.hostname}:${host.port})`;
@@ -161,10 +195,20 @@ function abortError(signal: AbortSignal, where: string): SshgateError {
   return new SshgateError('CONNECT_TIMEOUT', `${where}: connecting took longer than the call's timeout`);
 }
 
+/** How a connection reaches its host when it is not a direct TCP connection. */
+export interface ConnectVia {
+  /** A tunnel to the host's hostname:port (a direct-tcpip channel on the jump host's connection). */
+  sock: Duplex;
+  /** Alias of the jump host, for messages. */
+  jumpAlias: string;
+}
+
 /**
- * Opens a connection to `host`: TCP with `setNoDelay(true)`, the host key checked against known_hosts
- * before any authentication (ssh2 runs `hostVerifier` during key exchange), then key / agent / password
- * authentication, keepalive on.
+ * Opens a connection to `host`: TCP with `setNoDelay(true)` (or `via.sock`, a tunnel through a jump host), the
+ * host key checked against known_hosts (`known_hosts.file` and the host's `knownHostsFiles`, under the host's own
+ * hostname and port, in the host's `knownHostsMode`) before any authentication (ssh2 runs `hostVerifier` during
+ * key exchange), then key / agent / password authentication, keepalive on. The host's own `connectTimeoutMs`
+ * and keepalive values replace `settings` when set.
  * @throws SshgateError HOST_KEY_UNKNOWN | HOST_KEY_MISMATCH | HOST_KEY_REVOKED (nothing was authenticated),
  *   AUTH_FAILED, CONNECT_FAILED, CONNECT_TIMEOUT (handshake or `signal` aborted), CONFIG_INVALID (key files).
  */
@@ -174,11 +218,14 @@ export async function openConnection(
   settings: ConnectSettings,
   signal: AbortSignal,
   env: NodeJS.ProcessEnv = process.env,
+  via?: ConnectVia,
 ): Promise<Connection> {
-  const where = `${host.alias} (${host.hostname}:${host.port})`;
+  const where = `${host.alias} (${host.hostname}:${host.port}${via === undefined ? '' : ` via ${via.jumpAlias}`})`;
+  const mode = host.knownHostsMode ?? knownHosts.mode;
   const methods = await authMethods(host, env);
-  const entries = await knownHosts.current();
-  const socket = await openSocket(host, signal);
+  const files = await knownHostsFor(host, knownHosts);
+  const entries = files.flatMap((f) => f.entries);
+  const socket = via?.sock ?? (await openSocket(host, signal));
   const client = new Client();
   let verdictError: SshgateError | null = null;
   let info: Omit<ConnectionInfo, 'banner'> | null = null;
@@ -246,7 +293,7 @@ export async function openConnection(
           return;
         }
         const fingerprint = fingerprintSha256(blob);
-        const verdict = checkHostKey(entries, host.hostname, host.port, blob);
+        const { verdict, file } = checkAllFiles(files, host, blob);
         const accept = (): void => {
           info = { fingerprint, keyType };
           verify(true);
@@ -258,36 +305,51 @@ export async function openConnection(
           case 'revoked':
             verdictError = new SshgateError(
               'HOST_KEY_REVOKED',
-              `${where}: the host key ${fingerprint} is marked @revoked in ${knownHosts.file} (line ${verdict.line}); refusing to connect`,
+              `${where}: the host key ${fingerprint} is marked @revoked in ${file} (line ${verdict.line}); refusing to connect`,
+            );
+            verify(false);
+            return;
+          case 'cert-invalid':
+            verdictError = new SshgateError(
+              'HOST_KEY_MISMATCH',
+              `${where}: the host certificate (${keyType} ${fingerprint}) is signed by a CA that ${file} trusts for this host (line ${verdict.lines.join(', ')}), but ${verdict.reason}; refusing to connect`,
+              { details: { fingerprint, key_type: keyType, known_hosts_lines: verdict.lines } },
             );
             verify(false);
             return;
           case 'mismatch':
           case 'other-types':
-            verdictError = new SshgateError('HOST_KEY_MISMATCH', describeMismatch(host.hostname, host.port, blob, knownHosts.file, verdict.lines), {
+            verdictError = new SshgateError('HOST_KEY_MISMATCH', describeMismatch(host.hostname, host.port, blob, file, verdict.lines), {
               details: { fingerprint, key_type: keyType, known_hosts_lines: verdict.lines },
             });
             verify(false);
             return;
-          case 'unknown':
-            if (knownHosts.mode === 'accept-new') {
+          case 'unknown': {
+            if (mode === 'accept-new') {
               knownHosts.add(host.hostname, host.port, blob).then(accept, (err: unknown) => {
                 verdictError = new SshgateError('HOST_KEY_UNKNOWN', `${where}: cannot record the new host key in ${knownHosts.file}: ${(err as Error).message}`);
                 verify(false);
               });
               return;
             }
-            verdictError = new SshgateError('HOST_KEY_UNKNOWN', describeUnknownHost(host.hostname, host.port, blob, knownHosts.file), {
+            const caLines = certAuthorityLines(entries, host.hostname, host.port);
+            // ssh2 cannot negotiate certificate host keys, so a host vouched for only by a CA shows its plain key.
+            const caNote =
+              caLines.length === 0
+                ? ''
+                : `\nNote: known_hosts trusts a certificate authority for this host (@cert-authority), but ssh2, the SSH library sshgate uses, cannot negotiate certificate host keys, so the server proved only its plain key. Pin that key as shown above after checking its fingerprint.`;
+            verdictError = new SshgateError('HOST_KEY_UNKNOWN', `${describeUnknownHost(host.hostname, host.port, blob, knownHosts.file)}${caNote}`, {
               details: { fingerprint, key_type: keyType, known_hosts_line: formatKnownHostsLine(host.hostname, host.port, blob) },
             });
             verify(false);
             return;
+          }
         }
       },
       authHandler: methods,
-      keepaliveInterval: settings.keepaliveIntervalMs,
-      keepaliveCountMax: settings.keepaliveCountMax,
-      readyTimeout: settings.connectTimeoutMs,
+      keepaliveInterval: host.keepaliveIntervalMs ?? settings.keepaliveIntervalMs,
+      keepaliveCountMax: host.keepaliveCountMax ?? settings.keepaliveCountMax,
+      readyTimeout: host.connectTimeoutMs ?? settings.connectTimeoutMs,
       ...(hostKeyAlgorithms === undefined ? {} : { algorithms: { serverHostKey: hostKeyAlgorithms as never } }),
     });
   });

@@ -6,6 +6,7 @@ import { SshgateError } from '../errors.js';
 import { shellQuote } from '../policy/shell-quote.js';
 import type { ResolvedHost } from '../config/load.js';
 import { abortable, classifyOpenError, type ConnectionPool, type Lease } from './pool.js';
+import type { SpoolWriter } from './spool.js';
 
 /** Options of {@link execCommand}. */
 export interface ExecOptions {
@@ -21,6 +22,12 @@ export interface ExecOptions {
   signal: AbortSignal;
   /** How long to wait for the output streams to close after the exit status arrived. Default 250 ms. */
   exitGraceMs?: number;
+  /** End the command when it prints nothing for this long (reported as a timeout). */
+  stallTimeoutMs?: number;
+  /** Opens a spool for the full output, called once when the output first goes past `maxOutputBytes`. */
+  openSpool?: () => SpoolWriter;
+  /** Called as output arrives (throttled by the caller): bytes so far and the last line seen. */
+  onOutput?: (bytes: number, lastLine: string) => void;
 }
 
 /** The execa-shaped result of a command that ran (a non-zero exit is data, not an error). */
@@ -34,6 +41,8 @@ export interface ExecResult {
   duration_ms: number;
   stdout_bytes: number;
   stderr_bytes: number;
+  /** Id of the spooled full output (ssh_read_output) when it went past the cap; null otherwise. */
+  output_id: string | null;
 }
 
 
@@ -84,6 +93,11 @@ export class HeadTailBuffer {
 
   get truncated(): boolean {
     return this.total > this.headBytes + this.tailBytes;
+  }
+
+  /** Everything pushed so far, while nothing was dropped. */
+  contents(): Buffer {
+    return Buffer.concat([...this.head, ...this.tail]);
   }
 
   /** The kept text; when bytes were dropped, a marker between head and tail says how many. */
@@ -236,17 +250,44 @@ export async function execCommand(pool: ConnectionPool, host: ResolvedHost, comm
     const started = performance.now();
     const stdout = new HeadTailBuffer(options.maxOutputBytes);
     const stderr = new HeadTailBuffer(options.maxOutputBytes);
-    const sniffer = new StderrPidSniffer((chunk) => {
-      stderr.push(chunk);
-    });
     // Events that arrive before the settle logic below is in place are recorded and replayed.
     let onExit: ((code: number | null, sig: string | null) => void) | null = null;
     let onClose: (() => void) | null = null;
     let pendingExit: [number | null, string | null] | null = null;
     let pendingClose = false;
+    // The full output goes to a spool from the moment it first passes the cap: up to then both buffers still
+    // hold every byte, which is written first.
+    let spool: SpoolWriter | null = null;
+    const stall = new AbortController();
+    let stallTimer: NodeJS.Timeout | null = null;
+    const armStall = (): void => {
+      if (options.stallTimeoutMs === undefined) return;
+      if (stallTimer !== null) clearTimeout(stallTimer);
+      stallTimer = setTimeout(() => {
+        stall.abort(new SshgateError('COMMAND_TIMEOUT', `the command printed nothing for ${options.stallTimeoutMs} ms (stall_timeout_ms)`));
+      }, options.stallTimeoutMs);
+    };
+    const capture = (stream: 'stdout' | 'stderr', buffer: HeadTailBuffer, chunk: Buffer): void => {
+      armStall();
+      if (spool === null && options.openSpool !== undefined && buffer.total + chunk.length > options.maxOutputBytes) {
+        spool = options.openSpool();
+        spool.write('stdout', stdout.contents());
+        spool.write('stderr', stderr.contents());
+      }
+      spool?.write(stream, chunk);
+      buffer.push(chunk);
+      if (options.onOutput !== undefined) {
+        const text = chunk.subarray(Math.max(0, chunk.length - 512)).toString('utf8');
+        const lines = text.split('\n').filter((l) => l.trim() !== '');
+        options.onOutput(stdout.total + stderr.total, lines.at(-1) ?? '');
+      }
+    };
+    const sniffer = new StderrPidSniffer((chunk) => {
+      capture('stderr', stderr, chunk);
+    });
     const wire = (ch: ClientChannel): void => {
       ch.on('data', (chunk: Buffer) => {
-        stdout.push(chunk);
+        capture('stdout', stdout, chunk);
       });
       ch.stderr.on('data', (chunk: Buffer) => {
         sniffer.push(chunk);
@@ -270,7 +311,9 @@ export async function execCommand(pool: ConnectionPool, host: ResolvedHost, comm
       },
       () => undefined,
     );
-    const channel = await abortable(opening, options.signal);
+    const signal = options.stallTimeoutMs === undefined ? options.signal : AbortSignal.any([options.signal, stall.signal]);
+    const channel = await abortable(opening, signal);
+    armStall();
 
     return await new Promise<ExecResult>((resolve, reject) => {
       let exitCode: number | null = null;
@@ -281,6 +324,9 @@ export async function execCommand(pool: ConnectionPool, host: ResolvedHost, comm
 
       const result = (timedOut: boolean): ExecResult => {
         sniffer.flush();
+        if (stallTimer !== null) clearTimeout(stallTimer);
+        const spooled = spool;
+        spooled?.finish();
         return {
           exit_code: exitCode,
           signal: exitSignal,
@@ -291,12 +337,13 @@ export async function execCommand(pool: ConnectionPool, host: ResolvedHost, comm
           duration_ms: Math.round(performance.now() - started),
           stdout_bytes: stdout.total,
           stderr_bytes: stderr.total,
+          output_id: spooled?.id ?? null,
         };
       };
       const finish = (fn: () => void): void => {
         if (finished) return;
         finished = true;
-        options.signal.removeEventListener('abort', onAbort);
+        signal.removeEventListener('abort', onAbort);
         if (graceTimer !== null) clearTimeout(graceTimer);
         fn();
       };
@@ -307,7 +354,7 @@ export async function execCommand(pool: ConnectionPool, host: ResolvedHost, comm
       const onAbort = (): void => {
         if (finished || sawExit || aborting) return;
         aborting = true;
-        const reason: unknown = options.signal.reason;
+        const reason: unknown = signal.reason;
         const pid = sniffer.pid;
         void (async () => {
           let stopped = false;
@@ -333,7 +380,7 @@ export async function execCommand(pool: ConnectionPool, host: ResolvedHost, comm
           });
         })();
       };
-      options.signal.addEventListener('abort', onAbort, { once: true });
+      signal.addEventListener('abort', onAbort, { once: true });
 
       onExit = (code, sig) => {
         exitCode = code;
@@ -370,7 +417,7 @@ export async function execCommand(pool: ConnectionPool, host: ResolvedHost, comm
 
       if (options.stdin !== undefined) channel.end(options.stdin);
       else channel.end();
-      if (options.signal.aborted) onAbort();
+      if (signal.aborted) onAbort();
     });
   });
 }

@@ -8,6 +8,7 @@ import { execCommand, type ExecResult } from './exec.js';
 import type { ConnectionPool } from './pool.js';
 import type { Config } from '../config/schema.js';
 import type { ServerState } from './state.js';
+import { OutputSpool } from './spool.js';
 import { createFileOpsFacade, type FileOpsFacade } from './file-ops.js';
 import { createTransferFacade, type TransferFacade } from './transfer.js';
 import { createJobsFacade, type JobsFacade } from './jobs.js';
@@ -146,7 +147,13 @@ export interface PingResult {
 /** The core SSH operations for tools; every method honours the call's signal. */
 export interface BaseFacade {
   ping(host: ResolvedHost): Promise<PingResult>;
-  exec(host: ResolvedHost, command: string, options: { cwd?: string; env?: Record<string, string>; stdin?: string; maxOutputBytes?: number }): Promise<ExecResult>;
+  exec(
+    host: ResolvedHost,
+    command: string,
+    options: { cwd?: string; env?: Record<string, string>; stdin?: string; maxOutputBytes?: number; stallTimeoutMs?: number },
+  ): Promise<ExecResult>;
+  /** The spool of full outputs that went past the cap (ssh_read_output). */
+  spool(): OutputSpool;
   listDirectory(host: ResolvedHost, path: string): Promise<{ path: string; entries: DirectoryEntry[] }>;
   fileInfo(host: ResolvedHost, path: string, follow: boolean): Promise<FileInfo>;
   readFile(
@@ -169,6 +176,7 @@ export interface FacadeDeps {
   progress: (done: number, total?: number, message?: string) => void;
   /** Per-server singletons (shell sessions, spools). */
   state: ServerState;
+  spool: Config['spool'];
   /** Adds a secret learned at call time (a sudo password from sudo_password_command) to the redactor. */
   addSecret?: (value: string) => void;
   /** Background job settings (config `jobs`: remote job directory and log cap). */
@@ -187,6 +195,11 @@ export function createHostFacade(deps: FacadeDeps): HostFacade {
 
 function createBaseFacade(deps: FacadeDeps): BaseFacade {
   const { pool, signal } = deps;
+  const spool = (): OutputSpool =>
+    deps.state.get(
+      'spool',
+      () => new OutputSpool({ maxOutputBytes: deps.spool.max_output_bytes, maxTotalBytes: deps.spool.max_total_bytes, maxAgeMs: deps.spool.max_age_ms }),
+    );
   const limits = { maxOutputBytes: deps.limits.max_output_bytes, hashLimitBytes: deps.limits.max_write_bytes };
   return {
     async ping(host) {
@@ -200,14 +213,26 @@ function createBaseFacade(deps: FacadeDeps): BaseFacade {
     },
 
     exec(host, command, options) {
+      let lastProgress = 0;
       return execCommand(pool, host, command, {
         ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
         ...(options.env === undefined ? {} : { env: options.env }),
         ...(options.stdin === undefined ? {} : { stdin: options.stdin }),
+        ...(options.stallTimeoutMs === undefined ? {} : { stallTimeoutMs: options.stallTimeoutMs }),
         maxOutputBytes: options.maxOutputBytes ?? limits.maxOutputBytes,
         signal,
+        openSpool: () => spool().create(host.alias),
+        // Long commands stream: the newest line goes out as a progress notification, at most 4 per second.
+        onOutput: (bytes, lastLine) => {
+          const now = Date.now();
+          if (now - lastProgress < 250) return;
+          lastProgress = now;
+          deps.progress(bytes, undefined, lastLine.slice(0, 200));
+        },
       });
     },
+
+    spool,
 
     listDirectory(host, path) {
       return withSftp(pool, host, signal, async (sftp) => {

@@ -237,7 +237,7 @@ async function walkTree(
       // Security: the operation would touch this entry too, so a restricted entry refuses the whole tree.
       assertAllowed(host, path);
       const type = entryType(item.attrs.mode);
-      entries.push({ path, stats: item.attrs as Stats, type });
+      entries.push({ path, stats: item.attrs, type });
       if (entries.length >= ceiling) return { entries, complete: false };
       if (type === 'directory') subdirs.push(path);
     }
@@ -254,20 +254,20 @@ function abortError(signal: AbortSignal): SshgateError {
 /** Runs `fn` over `items` with at most `limit` in flight; the first failure is thrown after all settle. */
 async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
-  let failure: unknown = null;
+  const state: { failure: Error | null } = { failure: null };
   const worker = async (): Promise<void> => {
-    while (next < items.length && failure === null) {
+    while (next < items.length && state.failure === null) {
       const item = items[next] as T;
       next += 1;
       try {
         await fn(item);
       } catch (err) {
-        failure ??= err;
+        state.failure ??= err instanceof Error ? err : new Error(String(err));
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failure !== null) throw failure;
+  if (state.failure !== null) throw state.failure;
 }
 
 /** Refuses an operation on a configured root itself (removing or moving it would leave the host without it). */
@@ -503,6 +503,8 @@ export function createFileOpsFacade(deps: FacadeDeps): FileOpsFacade {
   const remoteHashCommand = (host: ResolvedHost, real: string, algorithm: HashAlgorithm): { command: string; raw: boolean } | string => {
     if (!host.allowExecute) return `commands are turned off on host ${host.alias} (hosts.${host.alias}.allow_execute: false)`;
     if (!tierAllows(host.tier, 'exec')) return `host ${host.alias} allows at most tier ${host.tier}, and running a hash command needs exec`;
+    // Security: a host whose commands need a human's approval gets none from a read tool behind its back.
+    if (host.approval.length > 0) return `host ${host.alias} has approval rules (hosts.${host.alias}.approval)`;
     const personality = personalityOf(host);
     if (personality.platform === 'windows') return { command: powerShellCommand(powerShellHashScript(personality.toNative(real), algorithm)), raw: true };
     if (host.platform === 'cli') return `host ${host.alias} is a CLI device`;
@@ -831,6 +833,7 @@ export function createFileOpsFacade(deps: FacadeDeps): FileOpsFacade {
       from = await confineExisting(sftp, host, source);
       fromStats = await sftpOps.lstat(sftp, from);
     }
+    if (personality.isRoot(from)) throw new SshgateError('INVALID_INPUT', `source: ${from} is the root of the file system`);
     const type = entryType(fromStats.mode);
     const to = await confineEntry(sftp, host, destination);
     if (personality.isWithin(to.path, from)) throw new SshgateError('INVALID_INPUT', `destination ${to.path} lies inside the source ${from}`);

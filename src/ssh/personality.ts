@@ -68,9 +68,10 @@ const WINDOWS_SHORT_NAME = /~\d/u;
  */
 export function foldWindowsCase(value: string): string {
   let out = '';
+  // Code point by code point on purpose: NTFS folds code points, not grapheme clusters.
   for (const ch of value) {
     const upper = ch.toUpperCase();
-    out += [...upper].length === 1 ? upper : ch;
+    out += Array.from(upper).length === 1 ? upper : ch;
   }
   return out;
 }

@@ -1,10 +1,12 @@
-// Keeps verified SSH connections per host alias and hands out channel slots so that OpenSSH's MaxSessions
-// and MaxStartups limits never turn a burst of calls into failures.
+// Keeps verified SSH connections per host alias (jump hosts included) and hands out channel slots so that
+// OpenSSH's MaxSessions and MaxStartups limits never turn a burst of calls into failures; retries transient
+// connect failures with jittered backoff and fails fast on a host that keeps failing (a circuit breaker).
 import type { Client, SFTPWrapper } from 'ssh2';
-import { SshgateError } from '../errors.js';
+import { SshgateError, isSshgateError } from '../errors.js';
 import type { ResolvedHost } from '../config/load.js';
 import type { Logger } from '../log.js';
 import { openConnection, type ConnectSettings, type ConnectionInfo, type KnownHostsStore } from './connect.js';
+import { atTargetError, openTunnel, viaHopError } from './jump.js';
 import { isTransientConnectError, mapConnectError } from './map-error.js';
 
 /** Pool limits (config `pool`). */
@@ -14,6 +16,62 @@ export interface PoolSettings extends ConnectSettings {
   /** Kept below OpenSSH's MaxSessions (default 10). */
   maxChannelsPerConnection: number;
   maxHandshakesPerHost: number;
+  /** Connection attempts per handshake for transient failures (MaxStartups drops, refused, timeout). Default 4. */
+  connectAttempts?: number;
+  /** First backoff delay between attempts; doubles each time, with +-50 % jitter. Default 100 ms. */
+  backoffBaseMs?: number;
+  /** Longest backoff delay. Default 2 s. */
+  backoffMaxMs?: number;
+  /** Consecutive failed handshakes after which a host fails fast (the circuit opens). Default 3. */
+  breakerThreshold?: number;
+  /** How long an open circuit fails fast before one new attempt; doubles while attempts keep failing. Default 30 s. */
+  breakerCooldownMs?: number;
+  /** Longest cooldown. Default 5 min. */
+  breakerMaxCooldownMs?: number;
+}
+
+/** Options of {@link ConnectionPool.withChannel}. */
+export interface ChannelOptions {
+  /**
+   * The work is safe to repeat (a read-tier call that changes nothing): if the connection is lost or cannot be
+   * made, `fn` runs again on a new connection after a jittered backoff, at most 3 times in all and only while
+   * the call's signal allows. Default false: a call that may have changed something is never repeated.
+   */
+  idempotent?: boolean;
+}
+
+const DEFAULTS = {
+  connectAttempts: 4,
+  backoffBaseMs: 100,
+  backoffMaxMs: 2_000,
+  breakerThreshold: 3,
+  breakerCooldownMs: 30_000,
+  breakerMaxCooldownMs: 300_000,
+} as const;
+/** Runs of an idempotent call in all. */
+const IDEMPOTENT_RUNS = 3;
+
+/** Delay before attempt `attempt + 1`: exponential, capped, with +-50 % jitter so a burst does not retry in step. */
+function backoffDelay(settings: PoolSettings, attempt: number): number {
+  const base = settings.backoffBaseMs ?? DEFAULTS.backoffBaseMs;
+  const max = settings.backoffMaxMs ?? DEFAULTS.backoffMaxMs;
+  return Math.min(max, base * 2 ** (attempt - 1)) * (0.5 + Math.random());
+}
+
+/** Resolves after `ms`, or rejects with the signal's error as soon as it aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return abortable(new Promise<void>((resolve) => setTimeout(resolve, ms).unref()), signal);
+}
+
+/**
+ * Connect failures worth another attempt: a handshake dropped or reset (MaxStartups), a refused or unreachable
+ * port (a restarting sshd), a handshake timeout. Never authentication, host keys or configuration, and never a
+ * failure at a jump host (its own pool entry already retried it).
+ */
+function isRetryableConnectError(err: SshgateError): boolean {
+  if (typeof err.details?.['hop'] === 'string' && err.details['hop_message'] !== undefined) return false;
+  if (err.code === 'CONNECT_TIMEOUT') return true;
+  return err.code === 'CONNECT_FAILED' && (isTransientConnectError(err) || /ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|closed during the handshake/u.test(err.message));
 }
 
 /** One pooled connection. `channels` counts the slots in use, the SFTP session included. */
@@ -118,21 +176,56 @@ interface Waiter {
   onAbort: () => void;
 }
 
+/** Circuit breaker state of one host: consecutive failed handshakes and, once open, until when it fails fast. */
+interface Breaker {
+  failures: number;
+  /** Epoch ms until which new connections are not attempted; 0 when closed. */
+  openUntil: number;
+  cooldownMs: number;
+  lastError: SshgateError | null;
+}
+
 class HostPool {
   readonly conns: PooledConnection[] = [];
   handshakes = 0;
   readonly waiters: Waiter[] = [];
   lastError: SshgateError | null = null;
+  readonly breaker: Breaker;
 
   constructor(
     readonly host: ResolvedHost,
     private readonly pool: ConnectionPool,
-  ) {}
+  ) {
+    this.breaker = { failures: 0, openUntil: 0, cooldownMs: pool.settings.breakerCooldownMs ?? DEFAULTS.breakerCooldownMs, lastError: null };
+  }
+
+  /** The fail-fast error while the circuit is open and no live connection could serve the call; else null. */
+  private circuitError(): SshgateError | null {
+    const now = Date.now();
+    if (this.breaker.openUntil <= now || this.conns.some((c) => c.alive)) return null;
+    const last = this.breaker.lastError;
+    const retryAt = new Date(this.breaker.openUntil);
+    const seconds = Math.ceil((this.breaker.openUntil - now) / 1000);
+    return new SshgateError(
+      last?.code === 'CONNECT_TIMEOUT' ? 'CONNECT_TIMEOUT' : 'CONNECT_FAILED',
+      `${this.host.alias}: not trying to connect until ${retryAt.toISOString()} (in ${seconds} s): the last ${this.breaker.failures} connection attempts failed` +
+        (last === null ? '' : ` (last error: ${last.message})`),
+      {
+        hint: `sshgate stops trying a host that keeps failing so that calls to other hosts are not slowed; it tries ${this.host.alias} again after ${retryAt.toISOString()}.`,
+        details: { circuit: 'open', retry_at: retryAt.toISOString(), retry_in_ms: this.breaker.openUntil - now, consecutive_failures: this.breaker.failures },
+      },
+    );
+  }
 
   acquire(signal: AbortSignal): Promise<Lease> {
     return new Promise<Lease>((resolve, reject) => {
       if (signal.aborted) {
         reject(this.abortReason(signal));
+        return;
+      }
+      const open = this.circuitError();
+      if (open !== null) {
+        reject(open);
         return;
       }
       const waiter: Waiter = {
@@ -169,6 +262,7 @@ class HostPool {
       waiter.signal.removeEventListener('abort', waiter.onAbort);
       waiter.resolve(this.lease(conn, false));
     }
+    if (this.breaker.openUntil > Date.now()) return;
     let wanted = this.waiters.length - this.handshakes * settings.maxChannelsPerConnection;
     while (
       wanted > 0 &&
@@ -206,12 +300,13 @@ class HostPool {
 
   private openOne(): void {
     this.handshakes += 1;
+    const timeoutMs = this.host.connectTimeoutMs ?? this.pool.settings.connectTimeoutMs;
     const controller = new AbortController();
     const timer = setTimeout(() => {
-      controller.abort(new SshgateError('CONNECT_TIMEOUT', `${this.host.alias}: the SSH handshake did not complete in ${this.pool.settings.connectTimeoutMs} ms`));
-    }, this.pool.settings.connectTimeoutMs);
+      controller.abort(new SshgateError('CONNECT_TIMEOUT', `${this.host.alias}: the SSH handshake did not complete in ${timeoutMs} ms`));
+    }, timeoutMs);
     // Waiters abandoning the queue do not cancel the handshake: the next call reuses the connection.
-    void this.connectWithRetry(controller.signal)
+    void this.connectWithRetry(controller.signal, timer)
       .then(
         ({ client, info }) => {
           const conn = new PooledConnection(client, info, this.pool.settings.maxChannelsPerConnection, (c) => {
@@ -219,6 +314,9 @@ class HostPool {
           });
           this.conns.push(conn);
           this.lastError = null;
+          this.breaker.failures = 0;
+          this.breaker.openUntil = 0;
+          this.breaker.cooldownMs = this.pool.settings.breakerCooldownMs ?? DEFAULTS.breakerCooldownMs;
           this.handshakes -= 1;
           this.dispatch();
           if (conn.channels === 0) {
@@ -232,6 +330,7 @@ class HostPool {
           this.handshakes -= 1;
           const mapped = mapConnectError(err, this.host.alias);
           this.lastError = mapped;
+          this.recordFailure(mapped);
           this.pool.log.debug({ host: this.host.alias, code: mapped.code }, 'connect failed');
           // With no live connection to wait for, every waiter gets the error now.
           if (this.conns.length === 0 && this.handshakes === 0) {
@@ -249,19 +348,71 @@ class HostPool {
       });
   }
 
-  /** Opens a connection, retrying transient handshake drops (OpenSSH MaxStartups) with jittered backoff. */
-  private async connectWithRetry(signal: AbortSignal): Promise<{ client: Client; info: ConnectionInfo }> {
-    const attempts = 4;
+  /**
+   * Counts a failed handshake toward the circuit breaker. Only failures that say the host is unreachable count
+   * (refused, reset, timeout), not authentication or host key refusals, nor a failure at a jump host (that
+   * host's own breaker counts it).
+   */
+  private recordFailure(err: SshgateError): void {
+    if (!isRetryableConnectError(err)) return;
+    const settings = this.pool.settings;
+    this.breaker.failures += 1;
+    this.breaker.lastError = err;
+    if (this.breaker.failures < (settings.breakerThreshold ?? DEFAULTS.breakerThreshold)) return;
+    const wasOpen = this.breaker.openUntil !== 0;
+    if (wasOpen) this.breaker.cooldownMs = Math.min(this.breaker.cooldownMs * 2, settings.breakerMaxCooldownMs ?? DEFAULTS.breakerMaxCooldownMs);
+    this.breaker.openUntil = Date.now() + this.breaker.cooldownMs;
+    this.pool.log.warn(
+      { host: this.host.alias, failures: this.breaker.failures, retry_at: new Date(this.breaker.openUntil).toISOString() },
+      'host keeps failing: failing fast until the cooldown ends',
+    );
+  }
+
+  /**
+   * Opens a connection, retrying transient failures (MaxStartups drops, a refused port, a handshake timeout) with
+   * exponential backoff and jitter, but only while some call still waits for it: retries never outlive the calls'
+   * timeouts. The handshake timer restarts for each attempt.
+   */
+  private async connectWithRetry(signal: AbortSignal, timer: NodeJS.Timeout): Promise<{ client: Client; info: ConnectionInfo }> {
+    const attempts = this.pool.settings.connectAttempts ?? DEFAULTS.connectAttempts;
     for (let attempt = 1; ; attempt += 1) {
       try {
-        return await openConnection(this.host, this.pool.knownHosts, this.pool.settings, signal);
+        return await this.connectOnce(signal);
       } catch (err) {
         const mapped = mapConnectError(err, this.host.alias);
-        if (attempt >= attempts || !isTransientConnectError(mapped) || signal.aborted) throw mapped;
-        const delay = 50 * 2 ** attempt * (0.5 + Math.random());
-        await new Promise((r) => setTimeout(r, delay));
+        if (attempt >= attempts || !isRetryableConnectError(mapped) || signal.aborted || this.waiters.length === 0) throw mapped;
+        this.lastError = mapped;
+        await sleep(backoffDelay(this.pool.settings, attempt), signal).catch(() => {
+          throw mapped;
+        });
+        if (this.waiters.length === 0) throw mapped;
+        timer.refresh();
       }
     }
+  }
+
+  /** One connection attempt: directly, or through a tunnel on the jump host's own pooled connection. */
+  private async connectOnce(signal: AbortSignal): Promise<{ client: Client; info: ConnectionInfo }> {
+    const jumpHost = this.host.jumpHost ?? null;
+    if (jumpHost === null) {
+      if (this.host.jump !== null) {
+        throw new SshgateError('CONFIG_INVALID', `${this.host.alias}: its jump host ${this.host.jump} was not resolved (hosts must come from loadConfig)`);
+      }
+      return openConnection(this.host, this.pool.knownHosts, this.pool.settings, signal);
+    }
+    const { stream, release } = await this.pool.tunnel(jumpHost, this.host, signal);
+    let conn: { client: Client; info: ConnectionInfo };
+    try {
+      conn = await openConnection(this.host, this.pool.knownHosts, this.pool.settings, signal, process.env, { sock: stream, jumpAlias: jumpHost.alias });
+    } catch (err) {
+      stream.destroy();
+      release();
+      throw atTargetError(mapConnectError(err, this.host.alias), this.host);
+    }
+    // The tunnel holds a channel slot on the jump host until this connection ends.
+    stream.once('close', release);
+    conn.client.once('close', release);
+    return conn;
   }
 
   remove(conn: PooledConnection): void {

@@ -201,9 +201,12 @@ const RESOLVE_READ_SCRIPT = [
 const READ_SCRIPT = [
   'exec </dev/null',
   'set -o pipefail',
-  'r=$(realpath -e -- "$1" && printf x) && [ "${r%?x}" = "$1" ] || exit 41',
   '[ -f "$1" ] || exit 42',
   'exec 3< "$1" || exit 43',
+  // Security: what was opened must still be the checked real path (a symlink swapped in meanwhile is caught);
+  // /proc names the opened file itself, so no window is left where /proc exists.
+  'if [ -e "/proc/$$/fd/3" ]; then r=$(readlink -- "/proc/$$/fd/3" && printf x); else r=$(realpath -e -- "$1" && printf x); fi',
+  '[ "${r%?x}" = "$1" ] || exit 41',
   'case $2 in',
   '  whole) head -c "$5" <&3 ;;',
   '  bytes) tail -c +"$3" <&3 | head -c "$5" ;;',
@@ -242,9 +245,10 @@ const WRITE_SCRIPT = [
   'IFS= read -r l || exit 40',
   'if [ "$l" != "$3" ]; then IFS= read -r l || exit 40; [ "$l" = "$3" ] || exit 40; fi',
   'l=',
-  't=$1; d=$2',
-  // Security: the directory could have been swapped for a symlink since it was checked.
-  'r=$(realpath -e -- "$d" && printf x) && [ "${r%?x}" = "$d" ] || exit 41',
+  // Security: work inside the directory, by relative names, once its real path is confirmed: a directory above
+  // it swapped for a symlink after this point cannot redirect the write.
+  'cd -P -- "$2" && [ "$(pwd -P)" = "$2" ] || exit 41',
+  't=./${1##*/}',
   '[ -L "$t" ] && exit 41',
   '[ -d "$t" ] && exit 42',
   'if [ -e "$t" ] && ! [ -f "$t" ]; then exit 42; fi',
@@ -252,7 +256,7 @@ const WRITE_SCRIPT = [
   `  if [ -f "$t" ]; then c=$(sha256sum < "$t") || exit 43; c=\${c%% *}; else c=none; fi`,
   `  [ "$c" = "$7" ] || { printf '%s\\0' "$c"; exit 46; }`,
   'fi',
-  'tmp=$(mktemp -- "$d/.${t##*/}.sshgate-XXXXXXXX") || exit 43',
+  'tmp=$(mktemp -- "./.${1##*/}.sshgate-XXXXXXXX") || exit 43',
   `trap 'rm -f -- "$tmp"' EXIT`,
   'cat > "$tmp" || exit 43',
   `s=$(stat -c %s -- "$tmp") && [ "$s" = "$4" ] || { printf '%s\\0' "$s"; exit 44; }`,

@@ -15,8 +15,9 @@ export const exec = defineTool({
     "Run one shell command on a host through the remote account's shell and wait for it. A non-zero exit_code is a normal " +
     'result, not an error. stdin is closed unless you pass stdin. On timeout (timeout_ms, default 60 s) the remote process group ' +
     'is killed and the partial output is returned with timed_out. Each of stdout and stderr is capped (default 1 MiB): past the ' +
-    'cap the head and tail are kept with a marker between them and truncated is true; narrow the command (grep, tail, head) if ' +
-    'you need the middle. The command must pass the host\'s command policy.',
+    'cap the head and tail are kept with a marker between them, truncated is true, and output_id names the full output, which ' +
+    'ssh_read_output pages or greps. With a progress token, the newest output line streams as progress notifications. ' +
+    'The command must pass the host\'s command policy.',
   group: 'exec',
   tier: 'exec',
   kind: 'exec',
@@ -32,6 +33,7 @@ export const exec = defineTool({
     stdin: z.string().optional().describe('Text written to the command\'s standard input, which is then closed.'),
     timeout_ms: z.number().int().min(100).optional().describe('Stop the command after this long (default 60000; the server caps it).'),
     max_output_bytes: z.number().int().min(1024).optional().describe('Bytes kept per stream (head and tail); the server caps it.'),
+    stall_timeout_ms: z.number().int().min(100).optional().describe('Stop the command if it prints nothing for this long.'),
   }),
   output: z.object(execResultShape),
   policy: ({ command, cwd, env }) => ({
@@ -46,13 +48,16 @@ export const exec = defineTool({
       ...(input.env === undefined ? {} : { env: input.env }),
       ...(input.stdin === undefined ? {} : { stdin: input.stdin }),
       maxOutputBytes: Math.min(input.max_output_bytes ?? ctx.limits.maxOutputBytes, ctx.limits.maxOutputBytes),
+      ...(input.stall_timeout_ms === undefined ? {} : { stallTimeoutMs: input.stall_timeout_ms }),
     });
     const { stdout_bytes, stderr_bytes, ...rest } = result;
     return { ...rest, stdout_bytes, stderr_bytes };
   },
   summarize: (out) => {
     const status = out.exit_code === null ? `killed by ${out.signal ?? 'a signal'}` : `exit ${out.exit_code}`;
-    const parts = [`${status} in ${out.duration_ms} ms${out.truncated ? ' (output truncated)' : ''}`];
+    const parts = [
+      `${status} in ${out.duration_ms} ms${out.truncated ? ` (output truncated${out.output_id === null ? '' : `; full output: ssh_read_output output_id ${out.output_id}`})` : ''}`,
+    ];
     if (out.stdout !== '') parts.push(`--- stdout ---\n${out.stdout}`);
     if (out.stderr !== '') parts.push(`--- stderr ---\n${out.stderr}`);
     return parts.join('\n');
@@ -111,4 +116,78 @@ export const runTemplate = defineTool({
   summarize: (out) => `${out.template}: ${out.command}\n${exec.summarize(out)}`,
 });
 
-export const execTools = [exec, runTemplate] as const;
+export const readOutput = defineTool({
+  name: 'ssh_read_output',
+  title: 'Page or search the full output of a command',
+  description:
+    'Read the full output of an earlier ssh_exec or ssh_run_template whose output went past the cap (its output_id). Page it with ' +
+    'offset and limit (bytes; follow next_offset), or search it with grep (a JavaScript regular expression) and context lines. ' +
+    'Outputs are kept for a limited time and size on the sshgate side; secrets are redacted as in any output.',
+  group: 'exec',
+  tier: 'read',
+  kind: 'meta',
+  effects: { destructive: false, idempotent: true },
+  input: z.object({
+    host: hostAlias.describe('The host the command ran on.'),
+    output_id: z.string().min(1).max(64),
+    stream: z.enum(['stdout', 'stderr']).default('stdout'),
+    offset: z.number().int().min(0).default(0).describe('Byte offset (paging).'),
+    limit: z.number().int().min(1).max(4 * 1024 * 1024).default(64 * 1024).describe('Bytes to return (paging).'),
+    grep: z.string().max(1000).optional().describe('Return only lines matching this regular expression (with context lines).'),
+    context: z.number().int().min(0).max(20).default(2).describe('Lines of context around each grep match.'),
+    max_matches: z.number().int().min(1).max(1000).default(100),
+    ignore_case: z.boolean().default(false),
+  }),
+  output: z.object({
+    output_id: z.string(),
+    stream: z.enum(['stdout', 'stderr']),
+    total_bytes: z.number().int().describe('Bytes kept in the spool for this stream.'),
+    produced_bytes: z.number().int().describe('Bytes the command wrote on this stream (more than total_bytes when the spool cap cut it).'),
+    offset: z.number().int().nullable(),
+    content: z.string().nullable().describe('The page (paging mode).'),
+    next_offset: z.number().int().nullable(),
+    matches: z
+      .array(z.object({ line: z.number().int(), text: z.string(), match: z.boolean() }))
+      .nullable()
+      .describe('Matching lines and their context (grep mode), numbered from 1.'),
+    match_count: z.number().int().nullable(),
+    truncated: z.boolean().describe('grep mode: more matches than max_matches.'),
+  }),
+  run(input, ctx) {
+    const host = requireHost(ctx.host);
+    const spool = ctx.remote.spool();
+    if (input.grep === undefined) {
+      const limit = Math.min(input.limit, ctx.limits.maxReadBytes);
+      const page = spool.read(input.output_id, host.alias, input.stream, input.offset, limit);
+      return Promise.resolve({ ...page, matches: null, match_count: null, truncated: false });
+    }
+    let pattern: RegExp;
+    try {
+      pattern = new RegExp(input.grep, input.ignore_case ? 'iu' : 'u');
+    } catch (err) {
+      throw invalidInput(`grep: not a valid regular expression: ${(err as Error).message}`);
+    }
+    const page = spool.read(input.output_id, host.alias, input.stream, 0, 0);
+    const found = spool.grep(input.output_id, host.alias, input.stream, pattern, input.context, input.max_matches);
+    return Promise.resolve({
+      output_id: input.output_id,
+      stream: input.stream,
+      total_bytes: page.total_bytes,
+      produced_bytes: page.produced_bytes,
+      offset: null,
+      content: null,
+      next_offset: null,
+      ...found,
+    });
+  },
+  summarize: (out) => {
+    if (out.matches === null) {
+      const more = out.next_offset === null ? '' : ` (more: offset ${out.next_offset})`;
+      return `${out.output_id} ${out.stream} bytes ${out.offset ?? 0}-${(out.offset ?? 0) + Buffer.byteLength(out.content ?? '')} of ${out.total_bytes}${more}\n${out.content ?? ''}`;
+    }
+    const lines = out.matches.map((m) => `${m.match ? '>' : ' '}${String(m.line).padStart(7)}: ${m.text}`);
+    return `${out.match_count ?? 0} matching line(s)${out.truncated ? ' (more not shown)' : ''} in ${out.output_id} ${out.stream}\n${lines.join('\n')}`;
+  },
+});
+
+export const execTools = [exec, runTemplate, readOutput] as const;

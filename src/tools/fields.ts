@@ -20,4 +20,8 @@ export const execResultShape = {
   duration_ms: z.number().int(),
   stdout_bytes: z.number().int().describe('Bytes the command wrote to stdout in all, kept or not.'),
   stderr_bytes: z.number().int(),
+  output_id: z
+    .string()
+    .nullable()
+    .describe('When output went past the cap: the id of the full output kept by sshgate; page or grep it with ssh_read_output.'),
 };

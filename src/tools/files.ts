@@ -5,6 +5,7 @@ import { invalidInput } from '../errors.js';
 import { defineTool } from './define-tool.js';
 import { hostAlias, remotePath } from './fields.js';
 import { requireHost } from './hosts.js';
+import { policyPath } from './file-ops.js';
 
 const entryType = z.enum(['file', 'directory', 'symlink', 'fifo', 'socket', 'block', 'char', 'other']);
 
@@ -45,7 +46,7 @@ export const listDirectory = defineTool({
     offset: z.number().int(),
     has_more: z.boolean(),
   }),
-  policy: ({ path }) => ({ paths: [{ path, access: 'read' }] }),
+  policy: ({ path }) => ({ paths: [{ path: policyPath(path), access: 'read' }] }),
   async run({ path, all, offset, limit }, ctx) {
     const listing = await ctx.remote.listDirectory(requireHost(ctx.host), path);
     const visible = listing.entries.filter((e) => all || !e.name.startsWith('.'));
@@ -80,7 +81,7 @@ export const getFileInfo = defineTool({
     path: z.string(),
     target_type: entryType.nullable().describe('For a symlink, the type of its target; null when it dangles.'),
   }),
-  policy: ({ path }) => ({ paths: [{ path, access: 'read' }] }),
+  policy: ({ path }) => ({ paths: [{ path: policyPath(path), access: 'read' }] }),
   async run({ path, follow_symlinks }, ctx) {
     return ctx.remote.fileInfo(requireHost(ctx.host), path, follow_symlinks);
   },
@@ -122,7 +123,7 @@ export const readFile = defineTool({
     sha256: z.string().nullable().describe('sha256 of the whole file, when it was read to its end.'),
     next_offset: z.number().nullable().describe('Byte offset to continue from after a truncated byte-range read.'),
   }),
-  policy: ({ path }) => ({ paths: [{ path, access: 'read' }] }),
+  policy: ({ path }) => ({ paths: [{ path: policyPath(path), access: 'read' }] }),
   async run(input, ctx) {
     if (input.offset !== undefined && (input.start_line !== undefined || input.line_count !== undefined)) {
       throw invalidInput('offset cannot be combined with start_line or line_count: use one kind of range');
@@ -147,10 +148,11 @@ export const writeFile = defineTool({
   name: 'ssh_write_file',
   title: 'Write a remote file',
   description:
-    'Create or replace a file on a host, atomically: the content goes to a temporary file in the same directory, its size is ' +
-    'verified, then it is renamed over the target, so readers never see a half-written file and a failure leaves the old file ' +
-    'intact. An existing file keeps its mode and owner. Pass expected_sha256 (from ssh_read_file) to refuse the write if the file ' +
-    'changed since you read it.',
+    'Create or replace a file on a host, atomically: the content goes to a temporary file in the same directory, its size (and, ' +
+    'up to 8 MiB, its sha256 read back) is verified, then it is renamed over the target, so readers never see a half-written ' +
+    'file and a failure (a full disk included) leaves the old file intact and is reported. An existing file keeps its mode, ' +
+    'owner and group. Pass expected_sha256 (from ssh_read_file) to refuse the write if the file changed since you read it; ' +
+    'create_parents to create missing directories; backup to keep the old content as <path>.sshgate-bak-<UTC timestamp>.',
   group: 'files',
   tier: 'write',
   kind: 'sftp_write',
@@ -159,7 +161,7 @@ export const writeFile = defineTool({
     host: hostAlias,
     path: remotePath,
     content: z.string().describe('The new content of the file.'),
-    encoding: z.enum(['utf8', 'base64']).default('utf8').describe('How content is encoded.'),
+    encoding: z.enum(['utf8', 'base64']).default('utf8').describe('How content is encoded (base64 for binary content).'),
     mode: z
       .string()
       .regex(/^0?[0-7]{3,4}$/u, 'an octal mode such as 0644')
@@ -170,6 +172,8 @@ export const writeFile = defineTool({
       .regex(/^[0-9a-fA-F]{64}$/u, 'a sha256 in hex')
       .optional()
       .describe('Refuse the write unless the current file has this sha256.'),
+    create_parents: z.boolean().default(false).describe('Create missing parent directories (mode 0755).'),
+    backup: z.boolean().default(false).describe('Keep the previous content as <path>.sshgate-bak-<UTC timestamp> (a hard link where possible).'),
   }),
   output: z.object({
     path: z.string(),
@@ -177,28 +181,39 @@ export const writeFile = defineTool({
     sha256: z.string(),
     created: z.boolean(),
     mode: z.string(),
-    owner_preserved: z.boolean(),
+    owner_preserved: z.boolean().describe('False when the remote account could not give the new file the old owner and group.'),
+    verified: z.enum(['size', 'size+sha256']).describe('What was checked on the written data before it replaced the file.'),
+    backup_path: z.string().nullable(),
+    created_directories: z.array(z.string()).describe('Parent directories created (create_parents).'),
   }),
-  policy: ({ path }) => ({ paths: [{ path, access: 'write' }] }),
+  policy: ({ path }) => ({ paths: [{ path: policyPath(path), access: 'write' }] }),
   async run(input, ctx) {
     const data = Buffer.from(input.content, input.encoding);
     if (data.length > ctx.limits.maxWriteBytes) {
       throw invalidInput(`content is ${data.length} bytes; the limit is ${ctx.limits.maxWriteBytes} (limits.max_write_bytes)`);
     }
-    const outcome = await ctx.remote.writeFile(requireHost(ctx.host), input.path, data, {
+    const outcome = await ctx.remote.replaceFile(requireHost(ctx.host), input.path, data, {
+      createParents: input.create_parents,
+      backup: input.backup,
       ...(input.mode === undefined ? {} : { mode: parseInt(input.mode, 8) }),
       ...(input.expected_sha256 === undefined ? {} : { expectedSha256: input.expected_sha256 }),
     });
     return {
       path: outcome.path,
       bytes: outcome.bytes,
-      sha256: createHash('sha256').update(data).digest('hex'),
+      sha256: outcome.sha256 ?? createHash('sha256').update(data).digest('hex'),
       created: outcome.created,
       mode: outcome.mode.toString(8).padStart(4, '0'),
       owner_preserved: outcome.owner_preserved,
+      verified: outcome.verified,
+      backup_path: outcome.backup_path,
+      created_directories: outcome.created_directories,
     };
   },
-  summarize: (out) => `${out.created ? 'Created' : 'Replaced'} ${out.path}: ${out.bytes} bytes, mode ${out.mode}, sha256 ${out.sha256}`,
+  summarize: (out) =>
+    `${out.created ? 'Created' : 'Replaced'} ${out.path}: ${out.bytes} bytes, mode ${out.mode}, sha256 ${out.sha256} (verified ${out.verified})` +
+    (out.backup_path === null ? '' : `, backup ${out.backup_path}`) +
+    (out.created_directories.length === 0 ? '' : `, created ${out.created_directories.join(', ')}`),
 });
 
 export const fileTools = [listDirectory, getFileInfo, readFile, writeFile] as const;
