@@ -118,7 +118,7 @@ function toNodes(lines: readonly Line[], file: string, ctx: SshConfigContext, de
       const keyword = line.param.toLowerCase();
       const args = argsOf(line);
       if (keyword === 'host' || keyword === 'match') {
-        const body = 'config' in line ? toNodes(line.config as unknown as Line[], file, ctx, depth) : [];
+        const body = 'config' in line ? toNodes(line.config, file, ctx, depth) : [];
         nodes.push({ kind: keyword, args, body, where });
       } else if (keyword === 'include') {
         nodes.push({ kind: 'include', files: readIncludes(args, where, ctx, depth + 1), where });
@@ -142,13 +142,7 @@ function readIncludes(patterns: readonly string[], where: string, ctx: SshConfig
     const absolute = isAbsolute(expanded) ? expanded : join(ctx.home, '.ssh', expanded);
     const matches = /[*?[]/u.test(absolute) ? globSync(absolute).sort() : [absolute];
     for (const path of matches) {
-      let isFile = false;
-      try {
-        isFile = statSync(path).isFile();
-      } catch {
-        isFile = false;
-      }
-      if (!isFile) continue;
+      if (statSync(path, { throwIfNoEntry: false })?.isFile() !== true) continue;
       files.push(parseFile(path, ctx, depth));
     }
   }

@@ -310,6 +310,26 @@ export async function invokeTool(tool: AnyTool, rawInput: Record<string, unknown
         transfers: rt.loaded.config.transfers,
       }),
       inventory: rt.inventory,
+      hosts: rt.loaded.hosts,
+      authorize: (subTool, subInput, subHost) => {
+        const denial = decide(subTool, subInput, subHost, rt.loaded.config);
+        if (denial !== null) throw denial.error;
+        if (subHost.approval.length > 0) {
+          const subject = subTool.policy?.(subInput, rt.loaded.config) ?? {};
+          const fired = approvalRuleFor(subHost.approval, {
+            tier: subTool.tierFor?.(subInput, rt.loaded.config) ?? subTool.tier,
+            destructive: subTool.effects.destructive,
+            command: subject.command ?? subject.operatorCommand,
+          });
+          if (fired !== null) {
+            throw new SshgateError(
+              'APPROVAL_REQUIRED',
+              `host ${subHost.alias} needs a human's approval for this (rule hosts.${subHost.alias}.approval: ${fired}); a multi-host call cannot ask, so run it on this host with ${subTool.name}`,
+            );
+          }
+        }
+        return assertRate(rt.rate.take(rt.principal, subHost.alias, subHost.rate ?? undefined));
+      },
       authorizeHost: (alias, access) => {
         // Same checks as for `host` (decide), with this access's tier, toggle and paths.
         const other = rt.loaded.hosts.get(alias);

@@ -165,7 +165,7 @@ export interface FileOpsFacade {
   createDirectory(host: ResolvedHost, path: string, options: { parents: boolean; mode: number }): Promise<{ path: string; created: string[] }>;
   removePath(host: ResolvedHost, path: string, options: { recursive: boolean; dryRun: boolean }): Promise<RemoveOutcome>;
   copyPath(host: ResolvedHost, source: string, destination: string, options: { recursive: boolean; overwrite: boolean }): Promise<CopyOutcome>;
-  movePath(host: ResolvedHost, source: string, destination: string, options: { overwrite: boolean }): Promise<CopyOutcome>;
+  movePath(host: ResolvedHost, source: string, destination: string, options: { overwrite: boolean; recursive: boolean }): Promise<CopyOutcome>;
 }
 
 /** Files at least this large are hashed by the remote `sha256sum` (when allowed): no bytes cross the network. */
@@ -732,6 +732,7 @@ export function createFileOpsFacade(deps: FacadeDeps): FileOpsFacade {
 
     removePath(host, path, options) {
       return withSftp(pool, host, signal, async (sftp) => {
+        refuseRoot(host, lexicalPath(host, path), 'removing');
         const entry = await confineEntry(sftp, host, path);
         if (entry.stats === null) throw new SshgateError('REMOTE_NOT_FOUND', `${entry.path}: no such file or directory`);
         refuseRoot(host, entry.path, 'removing');
@@ -779,10 +780,14 @@ export function createFileOpsFacade(deps: FacadeDeps): FileOpsFacade {
     movePath(host, source, destination, options) {
       return withSftp(pool, host, signal, async (sftp) => {
         const personality = personalityOf(host);
+        refuseRoot(host, lexicalPath(host, source), 'moving');
         const from = await confineEntry(sftp, host, source);
         if (from.stats === null) throw new SshgateError('REMOTE_NOT_FOUND', `${from.path}: no such file or directory`);
         refuseRoot(host, from.path, 'moving');
         const type = entryType(from.stats.mode);
+        if (type === 'directory' && !options.recursive) {
+          throw new SshgateError('INVALID_INPUT', `${from.path} is a directory; pass recursive: true to move it with everything in it`);
+        }
         if (type === 'directory') assertNoRestrictedInside(host, from.path);
         const to = await confineEntry(sftp, host, destination);
         if (personality.isWithin(to.path, from.path)) throw new SshgateError('INVALID_INPUT', `destination ${to.path} lies inside the source ${from.path}`);

@@ -1,6 +1,7 @@
 // Keeps verified SSH connections per host alias (jump hosts included) and hands out channel slots so that
 // OpenSSH's MaxSessions and MaxStartups limits never turn a burst of calls into failures; retries transient
 // connect failures with jittered backoff and fails fast on a host that keeps failing (a circuit breaker).
+import type { Duplex } from 'node:stream';
 import type { Client, SFTPWrapper } from 'ssh2';
 import { SshgateError, isSshgateError } from '../errors.js';
 import type { ResolvedHost } from '../config/load.js';
@@ -33,9 +34,10 @@ export interface PoolSettings extends ConnectSettings {
 /** Options of {@link ConnectionPool.withChannel}. */
 export interface ChannelOptions {
   /**
-   * The work is safe to repeat (a read-tier call that changes nothing): if the connection is lost or cannot be
-   * made, `fn` runs again on a new connection after a jittered backoff, at most 3 times in all and only while
-   * the call's signal allows. Default false: a call that may have changed something is never repeated.
+   * The work is safe to repeat (a read-tier call that changes nothing): if the connection is lost during the
+   * call, `fn` runs again on a new connection after a jittered backoff, at most 3 times in all and only while
+   * the call's signal allows (connect failures are already retried by the pool for every call, as nothing ran).
+   * Default false: a call that may have changed something is never repeated.
    */
   idempotent?: boolean;
 }
@@ -440,6 +442,10 @@ class HostPool {
  * idle. A call takes a channel slot with {@link ConnectionPool.withChannel}; when every connection is at
  * `maxChannelsPerConnection`, more connections are opened (at most `maxHandshakesPerHost` at a time, up
  * to `maxConnectionsPerHost`), and beyond that calls queue until a slot frees or their signal aborts.
+ * A host with a jump host is reached through a tunnel that holds one channel slot on the jump host's own
+ * pooled connection (shared by every host behind it) for as long as the tunnelled connection lives.
+ * Transient connect failures are retried with backoff while a call waits; after `breakerThreshold` failed
+ * handshakes in a row a host fails fast (its circuit opens) for a cooldown, without slowing other hosts.
  */
 export class ConnectionPool {
   private readonly hosts = new Map<string, HostPool>();
@@ -464,9 +470,26 @@ export class ConnectionPool {
    * If `fn` fails with `CHANNEL_OPEN_FAILED` (the server refused a channel: a smaller MaxSessions), the
    * slot limit of that connection is lowered and `fn` is retried; if the connection turns out dead
    * before `fn` could start anything (a reused connection to a restarted sshd), it is replaced once.
-   * @throws whatever `fn` throws, or the connect errors of {@link openConnection}.
+   * With `options.idempotent`, a lost connection or a failed connect is retried as well (see {@link ChannelOptions}).
+   * @throws whatever `fn` throws, or the connect errors of {@link openConnection} (prefixed `via jump host ...`
+   *   when a jump host failed).
    */
-  async withChannel<T>(host: ResolvedHost, signal: AbortSignal, fn: (lease: Lease) => Promise<T>): Promise<T> {
+  async withChannel<T>(host: ResolvedHost, signal: AbortSignal, fn: (lease: Lease) => Promise<T>, options: ChannelOptions = {}): Promise<T> {
+    if (options.idempotent !== true) return this.runOnce(host, signal, fn);
+    for (let run = 1; ; run += 1) {
+      try {
+        return await this.runOnce(host, signal, fn);
+      } catch (err) {
+        if (run >= IDEMPOTENT_RUNS || signal.aborted || !isRepeatable(err)) throw err;
+        this.log.debug({ host: host.alias, code: (err as SshgateError).code, run }, 'retrying an idempotent call');
+        await sleep(backoffDelay(this.settings, run), signal).catch(() => {
+          throw err;
+        });
+      }
+    }
+  }
+
+  private async runOnce<T>(host: ResolvedHost, signal: AbortSignal, fn: (lease: Lease) => Promise<T>): Promise<T> {
     const hp = this.hostPool(host);
     let replaced = false;
     for (let refusals = 0; ; ) {
@@ -496,15 +519,48 @@ export class ConnectionPool {
     }
   }
 
-  /** Information about the connection to `host` (opening one if needed). */
-  async info(host: ResolvedHost, signal: AbortSignal): Promise<ConnectionInfo> {
-    const hp = this.hostPool(host);
-    const lease = await hp.acquire(signal);
-    try {
-      return lease.conn.info;
-    } finally {
-      lease.release();
+  /**
+   * A tunnel to `target` through `jumpHost`: a channel slot on the jump host's pooled connection (opened, and
+   * itself tunnelled, as needed), replaced once if that connection turned out dead. `release` frees the slot.
+   * @throws the jump host's errors as {@link viaHopError} (`<target>: via jump host <hop>: ...`, details.hop).
+   */
+  async tunnel(jumpHost: ResolvedHost, target: ResolvedHost, signal: AbortSignal): Promise<{ stream: Duplex; release: () => void }> {
+    const hp = this.hostPool(jumpHost);
+    let replaced = false;
+    for (;;) {
+      let lease: Lease;
+      try {
+        lease = await hp.acquire(signal);
+      } catch (err) {
+        throw viaHopError(err, jumpHost, target);
+      }
+      try {
+        const stream = await openTunnel(lease.conn.client, jumpHost, target, signal);
+        return {
+          stream,
+          release: () => {
+            lease.release();
+          },
+        };
+      } catch (err) {
+        lease.release();
+        if (err instanceof ChannelOpenError && !replaced && !lease.fresh) {
+          replaced = true;
+          lease.conn.alive = false;
+          hp.remove(lease.conn);
+          lease.conn.close();
+          continue;
+        }
+        if (err instanceof ChannelOpenError) throw viaHopError(new SshgateError('CONNECTION_LOST', `${jumpHost.alias}: ${err.message}`), jumpHost, target);
+        if (isSshgateError(err) && typeof err.details?.['hop'] === 'string') throw err;
+        throw viaHopError(err, jumpHost, target);
+      }
     }
+  }
+
+  /** Information about the connection to `host` (opening one if needed); transient connect failures are retried. */
+  async info(host: ResolvedHost, signal: AbortSignal): Promise<ConnectionInfo> {
+    return this.withChannel(host, signal, (lease) => Promise.resolve(lease.conn.info), { idempotent: true });
   }
 
   /** Number of live connections per host alias (for tests, the bench and `ssh_check_host`). */
@@ -516,11 +572,39 @@ export class ConnectionPool {
     return out;
   }
 
+  /**
+   * The circuit breaker of a host alias: `closed` (normal), `open` (failing fast until `retry_at`) or
+   * `half-open` (the cooldown is over; the next call makes one attempt). Null for a host never used.
+   */
+  circuit(alias: string): { state: 'closed' | 'open' | 'half-open'; consecutive_failures: number; retry_at: string | null } | null {
+    const hp = this.hosts.get(alias);
+    if (hp === undefined) return null;
+    const { failures, openUntil } = hp.breaker;
+    const state = openUntil === 0 ? 'closed' : openUntil > Date.now() ? 'open' : 'half-open';
+    return { state, consecutive_failures: failures, retry_at: openUntil === 0 ? null : new Date(openUntil).toISOString() };
+  }
+
   /** Closes every connection and rejects queued calls. */
   closeAll(): void {
-    for (const hp of this.hosts.values()) hp.closeAll();
+    // Hosts behind jump hosts first, so their tunnels close before the connections carrying them.
+    const pools = [...this.hosts.values()].sort((a, b) => depth(b.host) - depth(a.host));
+    for (const hp of pools) hp.closeAll();
     this.hosts.clear();
   }
+}
+
+function depth(host: ResolvedHost): number {
+  let n = 0;
+  for (let h = host.jumpHost ?? null; h !== null && n < 32; h = h.jumpHost ?? null) n += 1;
+  return n;
+}
+
+/**
+ * Errors after which an idempotent call may run again: the connection was lost during the call. Connect failures
+ * are not repeated here: the pool already retried them with backoff, and the circuit breaker counts them.
+ */
+function isRepeatable(err: unknown): boolean {
+  return isSshgateError(err, 'CONNECTION_LOST');
 }
 
 /**

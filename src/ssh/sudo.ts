@@ -1,5 +1,5 @@
 // Runs commands and file operations as root through `sudo` on the host, feeding the password on stdin only
-// (never argv, never the remote process list) and turning every way sudo refuses into a prompt, clear error.
+// (never argv, never the remote process list) and turning every way sudo refuses into a quick, clear error.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
@@ -290,8 +290,11 @@ export function createSudoFacade(deps: FacadeDeps): SudoFacade {
   /**
    * Runs a script as root and returns its result with sudo's own output removed.
    * Protocol: stdin carries the password line once (only when one is configured: `sudo -k -S -p ''`; else
-   * `sudo -k -n`), then `run.stdin`, then EOF. A wrong password makes sudo's second attempt read EOF (or our
-   * sentinel), so it fails at once instead of waiting. `-k` ignores and never leaves cached credentials.
+   * `sudo -k -n`), then `run.stdin`, then EOF. With a wrong password sudo's second attempt reads EOF, so it
+   * fails at once instead of waiting (a write sends content only after its resolve step proved the password:
+   * otherwise sudo would try the content's lines as passwords). `-k` ignores and never leaves cached
+   * credentials, so no later plain `sudo -n` rides on ours. Whether sudo ran is told by the ready marker, not
+   * by sudo's (localised) messages, which only choose the wording of SUDO_FAILED.
    */
   async function runSudo(run: SudoRun): Promise<ExecResult> {
     const password = await sudoPassword(run.host, signal, deps.addSecret);

@@ -54,6 +54,15 @@ export interface ToolContext {
    * @throws SshgateError HOST_NOT_CONFIGURED, POLICY_DENIED, PATH_DENIED.
    */
   authorizeHost(alias: string, access: { tier: Tier; kind: ToolKind; paths: NonNullable<PolicySubject['paths']> }): ResolvedHost;
+  /** Every configured host, for tools that work on several (ssh_broadcast). */
+  hosts: ReadonlyMap<string, ResolvedHost>;
+  /**
+   * Applies the policy of `tool` with `input` to `host`, as invokeTool does for a host-bound call (tier, toggles,
+   * command and path rules, approval, rate limit), and takes the host's rate and concurrency slot.
+   * Returns the function that releases the slot.
+   * @throws SshgateError with the refusal (APPROVAL_REQUIRED when the host wants a human: multi-host calls cannot ask).
+   */
+  authorize(tool: AnyTool, input: Record<string, unknown>, host: ResolvedHost): () => void;
   /** Operator-defined command templates (config `templates`). */
   templates: Config['templates'];
   /** Size limits from the config (`limits`). */

@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { shellQuote } from '../policy/shell-quote.js';
 import { renderTemplate, templateOffered, templateTier } from '../policy/templates.js';
 import type { Config, TemplateConfig } from '../config/schema.js';
-import { invalidInput } from '../errors.js';
+import { invalidInput, SshgateError } from '../errors.js';
+import type { ResolvedHost } from '../config/load.js';
 import { defineTool } from './define-tool.js';
 import { execResultShape, hostAlias, remotePath } from './fields.js';
 import { requireHost } from './hosts.js';
@@ -190,4 +191,112 @@ export const readOutput = defineTool({
   },
 });
 
-export const execTools = [exec, runTemplate, readOutput] as const;
+const broadcastResult = z.object({
+  host: z.string(),
+  ok: z.boolean().describe('The command ran (whatever its exit code); false when sshgate could not run it on this host.'),
+  exit_code: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  stdout: z.string(),
+  stderr: z.string(),
+  truncated: z.boolean(),
+  duration_ms: z.number().int(),
+  error: z.object({ code: z.string(), message: z.string() }).nullable(),
+});
+
+export const broadcast = defineTool({
+  name: 'ssh_broadcast',
+  title: 'Run one command on many hosts',
+  description:
+    'Run the same command on several hosts at once, chosen by alias (hosts) and/or label (labels), with bounded concurrency. ' +
+    "Each host's policy applies to it alone (tier, toggles, command rules, roots, rate limits); a host that refuses, fails or " +
+    "times out gets its own error and never fails the others. Output per host is capped (max_output_bytes); use ssh_exec on " +
+    'one host to see more. Hosts that require human approval for the command are reported, not run.',
+  group: 'exec',
+  tier: 'exec',
+  kind: 'exec',
+  effects: { destructive: true, idempotent: false },
+  input: z.object({
+    command: z.string().min(1).describe('The command line, in POSIX sh syntax (checked against each host\'s command policy).'),
+    hosts: z.array(hostAlias).optional().describe('Host aliases.'),
+    labels: z.array(z.string()).optional().describe('Every host carrying one of these labels.'),
+    concurrency: z.number().int().min(1).max(64).default(8).describe('Hosts worked on at once.'),
+    timeout_ms: z.number().int().min(100).optional().describe('Time limit of the whole call (all hosts run in parallel).'),
+    max_output_bytes: z.number().int().min(256).max(1024 * 1024).default(16 * 1024).describe('Bytes kept per stream per host.'),
+  }),
+  output: z.object({
+    results: z.array(broadcastResult),
+    ok_count: z.number().int(),
+    failed_count: z.number().int(),
+    duration_ms: z.number().int(),
+  }),
+  timeoutMs: ({ timeout_ms }) => timeout_ms,
+  async run(input, ctx) {
+    const started = performance.now();
+    const selected = new Map<string, ResolvedHost | null>();
+    for (const alias of input.hosts ?? []) selected.set(alias, ctx.hosts.get(alias) ?? null);
+    for (const label of input.labels ?? []) {
+      for (const host of ctx.hosts.values()) if (host.labels.includes(label)) selected.set(host.alias, host);
+    }
+    if (selected.size === 0) throw invalidInput('no host selected: give hosts (aliases) and/or labels that match configured hosts');
+    const queue = [...selected.entries()];
+    const results: z.infer<typeof broadcastResult>[] = [];
+    const worker = async (): Promise<void> => {
+      for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+        const [alias, host] = next;
+        const hostStarted = performance.now();
+        const failed = (code: string, message: string): z.infer<typeof broadcastResult> => ({
+          host: alias,
+          ok: false,
+          exit_code: null,
+          signal: null,
+          stdout: '',
+          stderr: '',
+          truncated: false,
+          duration_ms: Math.round(performance.now() - hostStarted),
+          error: { code, message },
+        });
+        if (host === null) {
+          results.push(failed('HOST_NOT_CONFIGURED', `host ${alias} is not configured`));
+          continue;
+        }
+        let release: (() => void) | null = null;
+        try {
+          release = ctx.authorize(exec, { host: alias, command: input.command }, host);
+          const r = await ctx.remote.exec(host, input.command, { maxOutputBytes: input.max_output_bytes });
+          results.push({
+            host: alias,
+            ok: true,
+            exit_code: r.exit_code,
+            signal: r.signal,
+            stdout: r.stdout,
+            stderr: r.stderr,
+            truncated: r.truncated,
+            duration_ms: r.duration_ms,
+            error: null,
+          });
+        } catch (err) {
+          const e = err instanceof SshgateError ? err : new SshgateError('INTERNAL', 'unexpected failure on this host');
+          results.push(failed(e.code, e.message));
+        } finally {
+          release?.();
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(input.concurrency, queue.length) }, worker));
+    const order = [...selected.keys()];
+    results.sort((a, b) => order.indexOf(a.host) - order.indexOf(b.host));
+    const okCount = results.filter((r) => r.ok).length;
+    return { results, ok_count: okCount, failed_count: results.length - okCount, duration_ms: Math.round(performance.now() - started) };
+  },
+  summarize: (out) =>
+    [
+      `${out.ok_count} host(s) ran the command, ${out.failed_count} could not (${out.duration_ms} ms)`,
+      ...out.results.map((r) =>
+        r.ok
+          ? `--- ${r.host}: exit ${r.exit_code ?? r.signal ?? '?'} in ${r.duration_ms} ms${r.truncated ? ' (truncated)' : ''}\n${r.stdout}${r.stderr === '' ? '' : `[stderr]\n${r.stderr}`}`
+          : `--- ${r.host}: ${r.error?.code ?? 'ERROR'}: ${r.error?.message ?? ''}`,
+      ),
+    ].join('\n'),
+});
+
+export const execTools = [exec, runTemplate, readOutput, broadcast] as const;

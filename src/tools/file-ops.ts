@@ -218,7 +218,8 @@ export const findFiles = defineTool({
   description:
     'Search a directory tree on a host over SFTP (no remote command runs): entries whose name matches a glob (picomatch: *, ?, ' +
     '[...], {a,b}; a glob containing / is matched against the path relative to path, e.g. "**/*.log"), of a type, within ' +
-    'max_depth levels, size bounds (bytes) and modification-time bounds (ISO 8601). Depth-first, entries sorted by name. ' +
+    'max_depth levels, size bounds (bytes) and modification-time bounds (ISO 8601). Depth-first: the entries of a directory, ' +
+    'sorted by name, come before those of its subdirectories. ' +
     'Symlinks are reported, not entered, unless follow_symlinks is true (then only those whose real path stays inside the ' +
     'allowed roots, each real directory once). Restricted paths are skipped. At most limit matches: when truncated is true, ' +
     'narrow the search (a deeper path, a stricter glob) rather than paging.',
@@ -651,12 +652,7 @@ export const movePath = defineTool({
     ],
   }),
   async run(input, ctx) {
-    const host = requireHost(ctx.host);
-    if (!input.recursive) {
-      const info = await ctx.remote.fileInfo(host, input.source, false);
-      if (info.type === 'directory') throw invalidInput(`${info.path} is a directory; pass recursive: true to move it with everything in it`);
-    }
-    return ctx.remote.movePath(host, input.source, input.destination, { overwrite: input.overwrite });
+    return ctx.remote.movePath(requireHost(ctx.host), input.source, input.destination, { overwrite: input.overwrite, recursive: input.recursive });
   },
   summarize: renderCopy('Moved'),
 });

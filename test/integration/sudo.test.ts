@@ -73,8 +73,15 @@ describe.skipIf(!isRoot)(`sudo tools${isRoot ? '' : ` (skipped: ${SKIP_REASON})`
   let passwordFile: string;
   let commandSecretFile: string;
 
+  /** Undo steps, run last-first in afterAll, registered as each thing is made (so a failed set-up is undone too). */
+  const cleanups: (() => Promise<void> | void)[] = [];
+
   beforeAll(async () => {
     ensureSudo();
+    // The accounts are dedicated to this test (a crashed run's leftovers are reused, then removed).
+    cleanups.push(() => {
+      for (const user of USERS) spawnSync('userdel', ['-f', '-r', user], { encoding: 'utf8' });
+    });
     createUser(SUDOER, PASSWORD);
     createUser(NOPASS, null);
     createUser(REQTTY, PASSWORD);
@@ -94,16 +101,28 @@ describe.skipIf(!isRoot)(`sudo tools${isRoot ? '' : ` (skipped: ${SKIP_REASON})`
       rmSync(draft, { force: true });
     }
     // A name without a dot: sudo's @includedir skips files whose names contain one.
+    cleanups.push(() => {
+      rmSync(SUDOERS_FILE, { force: true });
+    });
     writeFileSync(SUDOERS_FILE, rules, { mode: 0o440 });
 
     work = mkdtempSync('/tmp/sshgate-sudo-work-');
+    cleanups.push(() => {
+      rmSync(work, { recursive: true, force: true });
+    });
     chmodSync(work, 0o755);
     mkdirSync(join(work, 'etc'), { mode: 0o755 });
     outside = mkdtempSync('/tmp/sshgate-sudo-outside-');
+    cleanups.push(() => {
+      rmSync(outside, { recursive: true, force: true });
+    });
     chmodSync(outside, 0o755);
     writeFileSync(join(outside, 'secret.conf'), 'outside-secret\n', { mode: 0o600 });
     symlinkSync(join(outside, 'secret.conf'), join(work, 'etc', 'escape.conf'));
     const secrets = mkdtempSync('/tmp/sshgate-sudo-secrets-');
+    cleanups.push(() => {
+      rmSync(secrets, { recursive: true, force: true });
+    });
     passwordFile = join(secrets, 'password');
     writeFileSync(passwordFile, `${PASSWORD}\nmetadata: ignored\n`, { mode: 0o600 });
     commandSecretFile = join(secrets, 'command-only');
@@ -111,7 +130,12 @@ describe.skipIf(!isRoot)(`sudo tools${isRoot ? '' : ` (skipped: ${SKIP_REASON})`
 
     process.env[ENV.good] = PASSWORD;
     process.env[ENV.wrong] = 'not-the-password';
+    cleanups.push(() => {
+      Reflect.deleteProperty(process.env, ENV.good);
+      Reflect.deleteProperty(process.env, ENV.wrong);
+    });
     sshd = await startSshd({ address: '127.0.0.61', user: SUDOER });
+    cleanups.push(() => sshd.dispose());
     const roots = [work];
     h = await startHarness({
       hosts: {
@@ -123,22 +147,18 @@ describe.skipIf(!isRoot)(`sudo tools${isRoot ? '' : ` (skipped: ${SKIP_REASON})`
         nopassWithPw: { sshd, config: { user: NOPASS, sudo_password_env: ENV.good, roots } },
         // The password printed by this command is known nowhere else: only the runtime addSecret can redact it.
         nopassByCommand: { sshd, config: { user: NOPASS, sudo_password_command: ['cat', commandSecretFile], roots } },
+        badCommand: { sshd, config: { user: SUDOER, sudo_password_command: ['sh', '-c', 'echo vault is sealed >&2; exit 3'], roots } },
         reqtty: { sshd, config: { user: REQTTY, sudo_password_env: ENV.good, roots } },
         nosudo: { sshd, config: { user: NOSUDO, sudo_password_env: ENV.good, roots } },
       },
       // A small whole-read limit, so that ranges of a larger file are read on the host (tail/head), not sliced here.
       config: { tier: 'sudo', limits: { max_write_bytes: WHOLE_READ_LIMIT } },
     });
+    cleanups.push(() => h.close());
   }, 300_000);
 
   afterAll(async () => {
-    await h.close();
-    await sshd.dispose();
-    rmSync(SUDOERS_FILE, { force: true });
-    for (const user of USERS) spawnSync('userdel', ['-f', '-r', user], { encoding: 'utf8' });
-    for (const dir of [work, outside, join(passwordFile, '..')]) rmSync(dir, { recursive: true, force: true });
-    Reflect.deleteProperty(process.env, ENV.good);
-    Reflect.deleteProperty(process.env, ENV.wrong);
+    for (const undo of cleanups.reverse()) await undo();
   });
 
   describe('ssh_sudo_exec', () => {
@@ -227,6 +247,14 @@ describe.skipIf(!isRoot)(`sudo tools${isRoot ? '' : ` (skipped: ${SKIP_REASON})`
       expect(e.code).toBe('SUDO_FAILED');
       expect(e.details?.['reason']).toBe('password_required');
       expect(e.hint).toContain('sudo_password_env');
+    });
+
+    it('a failing sudo_password_command gives SUDO_FAILED (password_unavailable) and runs nothing on the host', async () => {
+      const e = await h.err('ssh_sudo_exec', { host: 'badCommand', command: 'id -u' });
+      expect(e.code).toBe('SUDO_FAILED');
+      expect(e.details?.['reason']).toBe('password_unavailable');
+      expect(e.message).toContain('exit 3');
+      expect(e.message).toContain('vault is sealed');
     });
 
     it('the command policy still applies: a hidden command is refused before anything runs', async () => {
