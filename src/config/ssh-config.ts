@@ -142,7 +142,13 @@ function readIncludes(patterns: readonly string[], where: string, ctx: SshConfig
     const absolute = isAbsolute(expanded) ? expanded : join(ctx.home, '.ssh', expanded);
     const matches = /[*?[]/u.test(absolute) ? globSync(absolute).sort() : [absolute];
     for (const path of matches) {
-      if (statSync(path, { throwIfNoEntry: false })?.isFile() !== true) continue;
+      let isFile: boolean;
+      try {
+        isFile = statSync(path, { throwIfNoEntry: false })?.isFile() === true;
+      } catch (err) {
+        throw configError(where, `Include ${path}: ${(err as Error).message}`);
+      }
+      if (!isFile) continue;
       files.push(parseFile(path, ctx, depth));
     }
   }

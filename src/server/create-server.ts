@@ -13,6 +13,7 @@ import {
 } from '@modelcontextprotocol/server';
 import { z } from 'zod';
 import { deriveAnnotations, type AnyTool } from '../tools/define-tool.js';
+import { registerPrompts, registerResources } from './resources.js';
 import { invokeTool, type ApprovalState, type CallContext, type Runtime, type ToolCallOutcome } from './registry.js';
 
 /** Name and version reported to clients. */
@@ -92,8 +93,9 @@ function callContext(server: McpServer, ctx: ServerContext, codec: RequestStateC
  */
 export function createServer(tools: readonly AnyTool[], runtime: Runtime): McpServer {
   const codec = approvalCodec(runtime);
+  runtime.tools = tools;
   const server = new McpServer(SERVER_INFO, {
-    capabilities: { tools: {} },
+    capabilities: { tools: {}, resources: {}, prompts: {} },
     instructions: INSTRUCTIONS,
     // Security: the approval state round-trips through the client; only an HMAC-verified state is accepted.
     requestState: { verify: (state, ctx) => codec.verify(state, ctx) },
@@ -113,6 +115,8 @@ export function createServer(tools: readonly AnyTool[], runtime: Runtime): McpSe
       async (args: Record<string, unknown>, ctx: ServerContext) => toCallToolResult(await invokeTool(tool, args, callContext(server, ctx, codec), runtime)),
     );
   }
+  registerResources(server, runtime, tools, SERVER_INFO.version);
+  registerPrompts(server);
   return server;
 }
 

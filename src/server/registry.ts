@@ -56,6 +56,8 @@ export interface Runtime {
   state: ServerState;
   /** Set while the audit log fails; calls are then refused before they run (fail closed). */
   auditState: { failing: boolean };
+  /** The tools this server offers (set by createServer), for ssh_check_host. */
+  tools: readonly AnyTool[];
 }
 
 /** What the transport hands a call. */
@@ -134,16 +136,8 @@ const KIND_TOGGLES = {
   sftp_write: { field: 'allowSftpWrite', key: 'allow_sftp_write' },
 } as const;
 
-/**
- * The static policy decision for a call on `host`, before anything reaches the host. Order:
- * 1. tier: the tool's tier must be at or below the host's effective tier;
- * 2. per-host toggle of the tool's kind (allow_execute, allow_sftp_read, allow_sftp_write);
- * 3. command policy on the parsed shell AST;
- * 4. lexical path policy for every path and the cwd (the remote realpath check follows in ssh/).
- * Returns null when allowed.
- */
-export function decide(tool: AnyTool, input: Record<string, unknown>, host: ResolvedHost, config: Config): Denial | null {
-  const need = tool.tierFor?.(input, config) ?? tool.tier;
+/** Steps 1 and 2 of {@link decide}: the tier `need` against the host's, then the per-host toggle of the tool's kind. */
+export function accessDenial(tool: AnyTool, need: Tier, host: ResolvedHost): Denial | null {
   if (!tierAllows(host.tier, need)) {
     return deny(
       'POLICY_DENIED',
@@ -158,6 +152,20 @@ export function decide(tool: AnyTool, input: Record<string, unknown>, host: Reso
       return deny('POLICY_DENIED', toggle.key, `${tool.name} is turned off on host ${host.alias} (config key hosts.${host.alias}.${toggle.key}: false)`);
     }
   }
+  return null;
+}
+
+/**
+ * The static policy decision for a call on `host`, before anything reaches the host. Order:
+ * 1. tier: the tool's tier must be at or below the host's effective tier;
+ * 2. per-host toggle of the tool's kind (allow_execute, allow_sftp_read, allow_sftp_write);
+ * 3. command policy on the parsed shell AST;
+ * 4. lexical path policy for every path and the cwd (the remote realpath check follows in ssh/).
+ * Returns null when allowed.
+ */
+export function decide(tool: AnyTool, input: Record<string, unknown>, host: ResolvedHost, config: Config): Denial | null {
+  const access = accessDenial(tool, tool.tierFor?.(input, config) ?? tool.tier, host);
+  if (access !== null) return access;
   const subject = tool.policy?.(input, config) ?? {};
   if (subject.command !== undefined) {
     const decision = checkCommand(subject.command, host.commands ?? undefined);
@@ -311,6 +319,13 @@ export async function invokeTool(tool: AnyTool, rawInput: Record<string, unknown
       }),
       inventory: rt.inventory,
       hosts: rt.loaded.hosts,
+      toolsFor: (target) =>
+        rt.tools
+          .filter(isHostBound)
+          .map((t) => {
+            const denial = accessDenial(t, t.tier, target);
+            return { name: t.name, tier: t.tier, allowed: denial === null, reason: denial === null ? null : denial.error.message };
+          }),
       authorize: (subTool, subInput, subHost) => {
         const denial = decide(subTool, subInput, subHost, rt.loaded.config);
         if (denial !== null) throw denial.error;

@@ -41,6 +41,7 @@ export async function createRuntime(loaded: LoadedConfig, log: Logger, env: Node
     inventory: createInventory(loaded.hosts, loaded.config.templates),
     principal: `stdio:${safeUser()}`,
     auditState: { failing: false },
+    tools: [],
     state: new ServerState(),
     approvals: new ApprovalStore(loaded.approvalsDir, loaded.config.approvals.ttl_ms),
     approvalNonces: new Map(),

@@ -424,6 +424,9 @@ async function copyTree(
       await sftpOps.utimes(sftp, e.path, e.stats.atime, e.stats.mtime);
     }
     if (signal.aborted) throw abortError(signal);
+    // Security: the destination directory could have been swapped for a symlink since it was checked.
+    const dirNow = await sftpOps.realpath(sftp, destination.dir);
+    if (dirNow !== destination.dir) throw new SshgateError('PATH_DENIED', `${destination.dir} changed while copying (now resolves to ${dirNow}); nothing was put in place`);
     // Plain SFTP rename refuses an existing destination: nothing that appeared meanwhile is replaced.
     await sftpOps.rename(sftp, tmp, destination.path);
     return out;
@@ -738,16 +741,19 @@ export function createFileOpsFacade(deps: FacadeDeps): FileOpsFacade {
         refuseRoot(host, entry.path, 'removing');
         const type = entryType(entry.stats.mode);
         let entries: TreeEntry[] = [{ path: entry.path, stats: entry.stats, type }];
+        if (type === 'directory' && !options.recursive) {
+          const inside = await sftpOps.readdir(sftp, entry.path);
+          if (inside.length > 0) {
+            throw new SshgateError('INVALID_INPUT', `${entry.path} is a directory that is not empty (${inside.length} entries directly in it); pass recursive: true to remove the tree`, {
+              details: { entries: inside.length },
+            });
+          }
+        }
         if (type === 'directory') {
           const ceiling = Math.max(maxRemoveEntries * 10, 100_000);
           const walked = await walkTree(sftp, host, entry.path, entry.stats, ceiling, signal);
           entries = walked.entries;
           const count = walked.complete ? `${entries.length}` : `more than ${ceiling}`;
-          if (entries.length > 1 && !options.recursive) {
-            throw new SshgateError('INVALID_INPUT', `${entry.path} is a directory that is not empty (${count} entries with it); pass recursive: true to remove the tree`, {
-              details: { entries: entries.length },
-            });
-          }
           if (entries.length > maxRemoveEntries && !options.dryRun) {
             throw new SshgateError(
               'POLICY_DENIED',

@@ -302,13 +302,8 @@ class HostPool {
 
   private openOne(): void {
     this.handshakes += 1;
-    const timeoutMs = this.host.connectTimeoutMs ?? this.pool.settings.connectTimeoutMs;
-    const controller = new AbortController();
-    const timer = setTimeout(() => {
-      controller.abort(new SshgateError('CONNECT_TIMEOUT', `${this.host.alias}: the SSH handshake did not complete in ${timeoutMs} ms`));
-    }, timeoutMs);
-    // Waiters abandoning the queue do not cancel the handshake: the next call reuses the connection.
-    void this.connectWithRetry(controller.signal, timer)
+    // Waiters abandoning the queue do not cancel a handshake under way: the next call reuses the connection.
+    void this.connectWithRetry()
       .then(
         ({ client, info }) => {
           const conn = new PooledConnection(client, info, this.pool.settings.maxChannelsPerConnection, (c) => {
@@ -344,10 +339,7 @@ class HostPool {
             this.dispatch();
           }
         },
-      )
-      .finally(() => {
-        clearTimeout(timer);
-      });
+      );
   }
 
   /**
@@ -373,22 +365,27 @@ class HostPool {
   /**
    * Opens a connection, retrying transient failures (MaxStartups drops, a refused port, a handshake timeout) with
    * exponential backoff and jitter, but only while some call still waits for it: retries never outlive the calls'
-   * timeouts. The handshake timer restarts for each attempt.
+   * timeouts. Each attempt has its own handshake timeout (the host's ConnectTimeout, else pool.connect_timeout_ms).
    */
-  private async connectWithRetry(signal: AbortSignal, timer: NodeJS.Timeout): Promise<{ client: Client; info: ConnectionInfo }> {
+  private async connectWithRetry(): Promise<{ client: Client; info: ConnectionInfo }> {
     const attempts = this.pool.settings.connectAttempts ?? DEFAULTS.connectAttempts;
+    const timeoutMs = this.host.connectTimeoutMs ?? this.pool.settings.connectTimeoutMs;
     for (let attempt = 1; ; attempt += 1) {
+      const controller = new AbortController();
+      const timer = setTimeout(() => {
+        controller.abort(new SshgateError('CONNECT_TIMEOUT', `${this.host.alias}: the SSH handshake did not complete in ${timeoutMs} ms`));
+      }, timeoutMs);
       try {
-        return await this.connectOnce(signal);
+        return await this.connectOnce(controller.signal);
       } catch (err) {
         const mapped = mapConnectError(err, this.host.alias);
-        if (attempt >= attempts || !isRetryableConnectError(mapped) || signal.aborted || this.waiters.length === 0) throw mapped;
+        if (attempt >= attempts || !isRetryableConnectError(mapped) || this.waiters.length === 0) throw mapped;
         this.lastError = mapped;
-        await sleep(backoffDelay(this.pool.settings, attempt), signal).catch(() => {
-          throw mapped;
-        });
+        this.pool.log.debug({ host: this.host.alias, code: mapped.code, attempt }, 'connect failed, retrying');
+        await new Promise((resolve) => setTimeout(resolve, backoffDelay(this.pool.settings, attempt)));
         if (this.waiters.length === 0) throw mapped;
-        timer.refresh();
+      } finally {
+        clearTimeout(timer);
       }
     }
   }

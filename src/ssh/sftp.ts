@@ -121,10 +121,10 @@ export const sftpOps = {
       cb(err, undefined);
     });
   }),
-  /** `statvfs@openssh.com`: free space of the file system holding `p`. */
-  statvfs: (s: SFTPWrapper, p: string) => call<{ bavail: number; frsize: number }>('statvfs', p, (cb) => {
-    s.ext_openssh_statvfs(p, (err, info: { bavail: number; frsize: number }) => {
-      cb(err, info);
+  /** `statvfs@openssh.com` (version 2): free bytes of the file system holding `p`, for an unprivileged user. */
+  statvfs: (s: SFTPWrapper, p: string) => call<{ freeBytes: number }>('statvfs', p, (cb) => {
+    s.ext_openssh_statvfs(p, (err, info: { f_bavail?: number | bigint; f_frsize?: number | bigint } | undefined) => {
+      cb(err, { freeBytes: Number(info?.f_bavail ?? 0) * Number(info?.f_frsize ?? 0) });
     });
   }),
   /** `copy-data` (server-side copy); `length` 0 copies until end of file. Check {@link hasExtension} first. */
@@ -137,12 +137,12 @@ export const sftpOps = {
 
 /**
  * True when the server announced the SFTP extension `name` (e.g. `copy-data`, `hardlink@openssh.com`,
- * `fsync@openssh.com`). ssh2 keeps the announced extensions in a field it does not type; a missing field
+ * `fsync@openssh.com`) in the version ssh2 speaks (`statvfs@openssh.com` is version 2). ssh2 keeps the announced extensions in a field it does not type; a missing field
  * reads as "not supported", so callers fall back to the plain protocol.
  */
-export function hasExtension(s: SFTPWrapper, name: string): boolean {
+export function hasExtension(s: SFTPWrapper, name: string, version = '1'): boolean {
   const extensions = (s as unknown as { _extensions?: Record<string, string> })._extensions;
-  return extensions?.[name] === '1';
+  return extensions?.[name] === version;
 }
 
 /** Reads up to `length` bytes at `position`; returns an empty buffer at end of file. */
@@ -480,11 +480,11 @@ export async function hashRemoteFile(
 
 /** Adds what the file system says about free space to a failed write (a full disk answers just "Failure"). */
 async function explainWriteFailure(sftp: SFTPWrapper, dir: string, err: unknown): Promise<unknown> {
-  if (!(err instanceof SshgateError) || err.code !== 'REMOTE_FAILURE' || !hasExtension(sftp, 'statvfs@openssh.com')) return err;
+  if (!(err instanceof SshgateError) || err.code !== 'REMOTE_FAILURE' || !hasExtension(sftp, 'statvfs@openssh.com', '2')) return err;
   const info = await sftpOps.statvfs(sftp, dir).catch(() => null);
   if (info === null) return err;
   // Measured while the partial temp file still holds its blocks: a full file system shows (almost) nothing free.
-  const free = info.bavail * info.frsize;
+  const free = info.freeBytes;
   if (free >= 64 * 1024) return err;
   return new SshgateError('REMOTE_FAILURE', `${err.message}: the file system of ${dir} is full (${free} bytes free); the file was not replaced`, {
     cause: err,

@@ -54,6 +54,8 @@ export interface ToolContext {
    * @throws SshgateError HOST_NOT_CONFIGURED, POLICY_DENIED, PATH_DENIED.
    */
   authorizeHost(alias: string, access: { tier: Tier; kind: ToolKind; paths: NonNullable<PolicySubject['paths']> }): ResolvedHost;
+  /** The offered host-bound tools and whether `host`'s tier and toggles allow each (ssh_check_host). */
+  toolsFor(host: ResolvedHost): { name: string; tier: Tier; allowed: boolean; reason: string | null }[];
   /** Every configured host, for tools that work on several (ssh_broadcast). */
   hosts: ReadonlyMap<string, ResolvedHost>;
   /**

@@ -208,10 +208,105 @@ export const getHostInfo = defineTool({
   },
 });
 
+/** The capability probe of ssh_check_host: fixed text, read-only, one `key=value` per line. */
+const CAPABILITY_SCRIPT = [
+  'if command -v sudo >/dev/null 2>&1; then if sudo -n true >/dev/null 2>&1; then echo sudo=passwordless; else echo sudo=password; fi; else echo sudo=absent; fi',
+  'for c in bash systemctl journalctl docker podman apt-get dnf yum apk zypper pacman python3 sha256sum setsid; do command -v "$c" >/dev/null 2>&1 && echo "have=$c"; done',
+  'echo "user=$(id -un)"',
+  'true',
+].join('\n');
+
+export const checkHost = defineTool({
+  name: 'ssh_check_host',
+  title: 'Check what is allowed on a host',
+  description:
+    'Pre-flight for a host: its effective tier and toggles, roots and restricted paths, command rules, approval rules, rate limits, ' +
+    'templates, which sshgate tools it allows (and why not), and what the remote account can do (sudo without a password, ' +
+    'systemctl, docker or podman, the package manager). Use it before planning work on a host. Policy refusals are final: ' +
+    'do not work around them.',
+  group: 'hosts',
+  tier: 'read',
+  kind: 'meta',
+  effects: { destructive: false, idempotent: true },
+  input: z.object({ host: hostAlias, probe: z.boolean().default(true).describe('Also connect and probe remote capabilities.') }),
+  output: z.object({
+    host: z.string(),
+    tier: z.enum(TIERS),
+    allow_execute: z.boolean(),
+    allow_sftp_read: z.boolean(),
+    allow_sftp_write: z.boolean(),
+    roots: z.array(z.string()),
+    restricted_paths: z.array(z.string()),
+    commands: z.object({ allow: z.array(z.string()), deny: z.array(z.string()), allow_constructs: z.array(z.string()) }),
+    approval: z.array(z.string()).describe('Rules that make a call wait for a human.'),
+    rate: z.object({ per_minute: z.number().nullable(), concurrency: z.number().nullable() }),
+    templates: z.array(z.string()),
+    tools: z.array(z.object({ name: z.string(), tier: z.enum(TIERS), allowed: z.boolean(), reason: z.string().nullable() })),
+    capabilities: z
+      .object({ remote_user: z.string().nullable(), sudo: z.enum(['passwordless', 'password', 'absent', 'unknown']), commands: z.array(z.string()) })
+      .nullable(),
+    capabilities_error: z.string().nullable(),
+  }),
+  async run({ probe }, ctx) {
+    const host = requireHost(ctx.host);
+    let capabilities: { remote_user: string | null; sudo: 'passwordless' | 'password' | 'absent' | 'unknown'; commands: string[] } | null = null;
+    let capabilitiesError: string | null = null;
+    if (probe) {
+      try {
+        const r = await ctx.remote.exec(host, CAPABILITY_SCRIPT, { maxOutputBytes: 64 * 1024 });
+        const lines = r.stdout.split('\n');
+        const value = (key: string): string | undefined => lines.find((l) => l.startsWith(`${key}=`))?.slice(key.length + 1);
+        const sudo = value('sudo');
+        capabilities = {
+          remote_user: value('user') ?? null,
+          sudo: sudo === 'passwordless' || sudo === 'password' || sudo === 'absent' ? sudo : 'unknown',
+          commands: lines.filter((l) => l.startsWith('have=')).map((l) => l.slice(5)),
+        };
+      } catch (err) {
+        capabilitiesError = err instanceof SshgateError ? `${err.code}: ${err.message}` : 'probe failed';
+      }
+    }
+    const summary = ctx.inventory.list().find((h) => h.alias === host.alias);
+    return {
+      host: host.alias,
+      tier: host.tier,
+      allow_execute: host.allowExecute,
+      allow_sftp_read: host.allowSftpRead,
+      allow_sftp_write: host.allowSftpWrite,
+      roots: host.roots,
+      restricted_paths: host.restrictedPaths,
+      commands: { allow: host.commands?.allow ?? [], deny: host.commands?.deny ?? [], allow_constructs: host.commands?.allow_constructs ?? [] },
+      approval: host.approval,
+      rate: { per_minute: host.rate?.per_minute ?? null, concurrency: host.rate?.concurrency ?? null },
+      templates: summary?.templates.map((t) => t.name) ?? [],
+      tools: ctx.toolsFor(host),
+      capabilities,
+      capabilities_error: capabilitiesError,
+    };
+  },
+  summarize: (out) => {
+    const allowed = out.tools.filter((t) => t.allowed).map((t) => t.name);
+    const refused = out.tools.filter((t) => !t.allowed).map((t) => t.name);
+    return [
+      `${out.host}: tier ${out.tier}; roots ${out.roots.length === 0 ? '(whole file system)' : out.roots.join(', ')}`,
+      `allowed tools: ${allowed.join(', ') || '(none)'}`,
+      refused.length > 0 ? `not allowed here: ${refused.join(', ')}` : '',
+      out.commands.allow.length > 0 ? `command allow list: ${out.commands.allow.join(' | ')}` : 'no command allow list',
+      out.approval.length > 0 ? `needs human approval for: ${out.approval.join(', ')}` : '',
+      out.templates.length > 0 ? `templates: ${out.templates.join(', ')}` : '',
+      out.capabilities === null
+        ? `capabilities: ${out.capabilities_error ?? 'not probed'}`
+        : `remote user ${out.capabilities.remote_user ?? '?'}, sudo ${out.capabilities.sudo}, has ${out.capabilities.commands.join(' ')}`,
+    ]
+      .filter((l) => l !== '')
+      .join('\n');
+  },
+});
+
 /** The host of a host-bound call; invokeTool always resolves it before `run`. */
 export function requireHost<T>(host: T | null): T {
   if (host === null) throw new SshgateError('INTERNAL', 'a host-bound tool ran without a resolved host');
   return host;
 }
 
-export const hostTools = [listHosts, pingHost, getHostInfo] as const;
+export const hostTools = [listHosts, pingHost, getHostInfo, checkHost] as const;

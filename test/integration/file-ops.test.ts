@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { createPatch } from 'diff';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSshd, type SshdInstance } from '../../src/testing/sshd.js';
+import { confineForWrite, sftpOps, withSftp, writeAtomicWith } from '../../src/ssh/sftp.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -423,8 +424,7 @@ describe('ssh_write_file extensions', () => {
     writeFileSync(file, '{"ok":true}');
     const e = await h.err('ssh_write_file', { host: 'web1', path: file, content: randomBytes(2 * 1024 * 1024).toString('base64'), encoding: 'base64' });
     expect(e.code).toBe('REMOTE_FAILURE');
-    console.log('DISKFULL', e.message);
-    expect(e.message).toMatch(/full|short write/u);
+    expect(e.message).toContain('is full');
     expect(readFileSync(file, 'utf8')).toBe('{"ok":true}');
     expect(readdirSync(full)).toEqual(['state.json']);
     // The same through ssh_edit_file: the old content stays.
@@ -433,6 +433,50 @@ describe('ssh_write_file extensions', () => {
     expect(edit.code).toBe('REMOTE_FAILURE');
     expect(readFileSync(file, 'utf8')).toBe('{"ok":true}');
     expect(readdirSync(full).sort()).toEqual(['filler', 'state.json']);
+  });
+});
+
+describe('verification after every write', () => {
+  /** Runs writeAtomicWith on web1 with a fill function that misreports what it wrote. */
+  async function lyingWrite(file: string, written: Buffer, claimed: { bytes: number; sha256: string | null }): Promise<unknown> {
+    const host = h.runtime.loaded.hosts.get('web1');
+    if (host === undefined) throw new Error('web1 missing');
+    const signal = new AbortController().signal;
+    return withSftp(h.runtime.pool, host, signal, async (sftp) => {
+      const target = await confineForWrite(sftp, host, file);
+      return writeAtomicWith(
+        sftp,
+        host,
+        target,
+        async (handle, tmp) => {
+          await sftpOps.write(sftp, handle, written, 0, tmp);
+          return claimed;
+        },
+        { signal },
+      );
+    }).then(
+      () => null,
+      (err: unknown) => err,
+    );
+  }
+
+  it('a write that reached the disk short (what ssh2\'s stream hides on a full disk) fails loudly and replaces nothing', async () => {
+    const file = join(dir('verify'), 'short.txt');
+    writeFileSync(file, 'old');
+    const err = (await lyingWrite(file, Buffer.from('0123456789'), { bytes: 20, sha256: null })) as Error;
+    expect(err.message).toContain('short write');
+    expect(err.message).toContain('10 of 20 bytes');
+    expect(readFileSync(file, 'utf8')).toBe('old');
+    expect(tempFiles(join(work, 'verify'))).toEqual([]);
+  });
+
+  it('content whose sha256 read back differs from what was sent fails loudly and replaces nothing', async () => {
+    const file = join(dir('verify-digest'), 'digest.txt');
+    writeFileSync(file, 'old');
+    const err = (await lyingWrite(file, Buffer.from('abc'), { bytes: 3, sha256: sha256('abd') })) as Error;
+    expect(err.message).toContain('differs from what was sent');
+    expect(readFileSync(file, 'utf8')).toBe('old');
+    expect(tempFiles(join(work, 'verify-digest'))).toEqual([]);
   });
 });
 

@@ -73,6 +73,14 @@ describe.skipIf(!isRoot)(`sudo tools${isRoot ? '' : ` (skipped: ${SKIP_REASON})`
   let passwordFile: string;
   let commandSecretFile: string;
 
+  /** Sessions (exec channels) the test sshd has started so far, from its VERBOSE log. */
+  const sessionsStarted = (): number => readFileSync(sshd.logPath, 'utf8').split('\n').filter((l) => l.includes('Starting session')).length;
+  /** Fails when a session started since `before` (after a pause, so that a late log line is seen). */
+  const expectNoNewSession = async (before: number): Promise<void> => {
+    await new Promise((r) => setTimeout(r, 200));
+    expect(sessionsStarted()).toBe(before);
+  };
+
   /** Undo steps, run last-first in afterAll, registered as each thing is made (so a failed set-up is undone too). */
   const cleanups: (() => Promise<void> | void)[] = [];
 
@@ -250,7 +258,9 @@ describe.skipIf(!isRoot)(`sudo tools${isRoot ? '' : ` (skipped: ${SKIP_REASON})`
     });
 
     it('a failing sudo_password_command gives SUDO_FAILED (password_unavailable) and runs nothing on the host', async () => {
+      const before = sessionsStarted();
       const e = await h.err('ssh_sudo_exec', { host: 'badCommand', command: 'id -u' });
+      await expectNoNewSession(before);
       expect(e.code).toBe('SUDO_FAILED');
       expect(e.details?.['reason']).toBe('password_unavailable');
       expect(e.message).toContain('exit 3');
@@ -332,12 +342,11 @@ describe.skipIf(!isRoot)(`sudo tools${isRoot ? '' : ` (skipped: ${SKIP_REASON})`
     });
 
     it('refuses a path outside the roots before anything runs on the host', async () => {
-      const log = () => readFileSync(sshd.logPath, 'utf8').split('\n').filter((l) => l.includes('Starting session')).length;
-      const before = log();
+      const before = sessionsStarted();
       expect(before).toBeGreaterThan(0);
       const e = await h.err('ssh_sudo_read_file', { host: 'root1', path: '/etc/shadow' });
       expect(e.code).toBe('PATH_DENIED');
-      expect(log()).toBe(before);
+      await expectNoNewSession(before);
       const audit = (await h.auditLines()).at(-1);
       expect(audit).toMatchObject({ tool: 'ssh_sudo_read_file', decision: 'denied', result: 'PATH_DENIED' });
     });

@@ -334,3 +334,39 @@ describe('audit', () => {
     expect((await verifyAuditFile(h.auditPath)).ok).toBe(true);
   });
 });
+
+describe('ssh_check_host, resources and prompts', () => {
+  it('reports the effective policy, the tools the host allows and the remote capabilities', async () => {
+    const out = await h.ok<{
+      tier: string;
+      tools: { name: string; allowed: boolean; reason: string | null }[];
+      capabilities: { remote_user: string; sudo: string; commands: string[] };
+    }>('ssh_check_host', { host: 'readonly1' });
+    expect(out.tier).toBe('read');
+    const exec = out.tools.find((t) => t.name === 'ssh_exec');
+    expect(exec).toMatchObject({ allowed: false });
+    expect(exec?.reason).toContain('needs tier exec');
+    expect(out.tools.find((t) => t.name === 'ssh_read_file')?.allowed).toBe(true);
+    expect(out.capabilities.remote_user).toBe(sshd.user);
+    expect(out.capabilities.commands).toContain('bash');
+  });
+
+  it('serves the host inventory and server info as resources, without secrets', async () => {
+    const list = await h.client.listResources();
+    expect(list.resources.map((r) => r.uri)).toEqual(expect.arrayContaining(['sshgate://server-info', 'sshgate://hosts', 'sshgate://hosts/web1']));
+    const host = await h.client.readResource({ uri: 'sshgate://hosts/web1' });
+    const text = (host.contents[0] as { text: string }).text;
+    expect(JSON.parse(text)).toMatchObject({ alias: 'web1', tier: 'exec' });
+    expect(text).not.toContain(sshd.clientKeyPath);
+    const infoContents = (await h.client.readResource({ uri: 'sshgate://server-info' })).contents[0] as { text: string };
+    const info = JSON.parse(infoContents.text) as { tools: string[] };
+    expect(info.tools).toContain('ssh_exec');
+  });
+
+  it('offers runbook prompts that name the host', async () => {
+    const { prompts } = await h.client.listPrompts();
+    expect(prompts.map((p) => p.name)).toEqual(['diagnose-full-disk', 'investigate-failing-service', 'change-config-safely']);
+    const p = await h.client.getPrompt({ name: 'investigate-failing-service', arguments: { host: 'web1', service: 'nginx' } });
+    expect(JSON.stringify(p.messages)).toContain('journalctl -u nginx');
+  });
+});
