@@ -9,11 +9,11 @@ import { tierAllows, type Tier } from '../policy/tiers.js';
 import { assertRate, type RateLimiter } from '../policy/rate-limit.js';
 import { checkCommand } from '../policy/command-policy.js';
 import type { RedactionMode, Redactor } from '../policy/redaction.js';
-import { checkRemotePath } from '../policy/path-policy.js';
 import { createHostFacade, type HostInventory } from '../ssh/facade.js';
 import { approvalRuleFor, callDigest } from '../policy/approval.js';
 import type { ApprovalStore } from './approvals.js';
 import type { ConnectionPool } from '../ssh/pool.js';
+import { personalityOf } from '../ssh/personality.js';
 import type { ServerState } from '../ssh/state.js';
 import { isHostBound, type AnyTool, type PolicySubject, type ToolContext } from '../tools/define-tool.js';
 
@@ -102,13 +102,14 @@ export type ToolCallOutcome =
   | { status: 'input-required'; message: string; requestState: string };
 
 /** Input fields whose content is summarised (digest and length) in the audit log rather than copied. */
-const BULKY_FIELDS = new Set(['content', 'stdin', 'text', 'patch']);
+const BULKY_FIELDS = new Set(['content', 'stdin', 'text', 'patch', 'edits']);
 
 function auditArgs(input: Record<string, unknown>, redactor: Redactor): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(input)) {
-    if (BULKY_FIELDS.has(key) && typeof value === 'string') {
-      out[key] = `<sha256:${createHash('sha256').update(value).digest('hex').slice(0, 16)} len:${value.length}>`;
+    if (BULKY_FIELDS.has(key) && value !== undefined) {
+      const text = typeof value === 'string' ? value : JSON.stringify(value);
+      out[key] = `<sha256:${createHash('sha256').update(text).digest('hex').slice(0, 16)} len:${text.length}>`;
     } else {
       out[key] = value;
     }
@@ -176,7 +177,8 @@ export function decide(tool: AnyTool, input: Record<string, unknown>, host: Reso
   const rules = { roots: host.roots, restricted_paths: host.restrictedPaths };
   const paths = [...(subject.paths ?? []).map((p) => p.path), ...(subject.cwd === undefined ? [] : [subject.cwd])];
   for (const path of paths) {
-    const decision = checkRemotePath(path, rules, { host: host.alias });
+    // The host's path personality: POSIX, or Windows (drive letters, case-insensitive roots).
+    const decision = personalityOf(host).check(path, rules, { host: host.alias });
     if (!decision.allowed) return deny('PATH_DENIED', decision.rule, decision.message);
   }
   return null;
@@ -504,6 +506,11 @@ function describeCall(g: Pick<GateInput, 'tool' | 'host' | 'input' | 'subject'>)
       lines.push(`${field}: ${Buffer.byteLength(value)} bytes, sha256 ${createHash('sha256').update(value).digest('hex')}`);
       const preview = value.length > 600 ? `${value.slice(0, 600)}...` : value;
       lines.push(preview.split('\n').map((l) => `  | ${l}`).join('\n'));
+    } else if (Array.isArray(value)) {
+      for (const [i, edit] of value.entries()) {
+        const e = edit as { old_text?: unknown; new_text?: unknown };
+        lines.push(`${field}[${i}]: ${JSON.stringify(e.old_text).slice(0, 300)} -> ${JSON.stringify(e.new_text).slice(0, 300)}`);
+      }
     }
   }
   return lines.join('\n');

@@ -116,8 +116,8 @@ interface ReadableFile {
   /** Size at open time (0 for pseudo-files, which are read until end of file anyway). */
   readonly size: number;
   readonly mtimeMs: number;
-  /** Up to `length` bytes at `position`; an empty buffer at end of file. */
-  readAt(position: number, length: number): Promise<Buffer>;
+  /** Reads up to `into.length` bytes at `position` into `into`; returns the filled part (empty at end of file). */
+  readAt(position: number, into: Buffer): Promise<Buffer>;
   /** stat of the open file, to notice a source that changed while it was read. */
   restat(): Promise<EntryInfo>;
   close(): Promise<void>;
@@ -169,6 +169,11 @@ interface Endpoint {
   digest(path: string, length: number): Promise<{ sha256: string; hash: Hash | null }>;
   /** False once the side's connection is known dead (no clean-up is attempted there). */
   alive(): boolean;
+  /**
+   * Runs `issue`, which sends several requests at once, so that they leave in one system call (the socket is
+   * corked until the next tick) rather than one per SSH packet.
+   */
+  batch(issue: () => void): void;
 }
 
 function kindOfMode(mode: number): EntryKind {
@@ -245,11 +250,10 @@ function localReadable(fh: FileHandle, path: string, info: EntryInfo): ReadableF
   return {
     size: info.size,
     mtimeMs: info.mtimeMs,
-    readAt: (position, length) =>
+    readAt: (position, into) =>
       localCall('read', path, async () => {
-        const buf = Buffer.allocUnsafe(length);
-        const { bytesRead } = await fh.read(buf, 0, length, position);
-        return buf.subarray(0, bytesRead);
+        const { bytesRead } = await fh.read(into, 0, into.length, position);
+        return into.subarray(0, bytesRead);
       }),
     restat: () => localCall('stat', path, async () => localInfo(await fh.stat())),
     close: async () => {
@@ -432,7 +436,11 @@ function localEndpoint(localPaths: readonly string[], signal: AbortSignal): Endp
       try {
         const reader = localReadable(fh, path, { kind: 'file', size: length, mode: 0, mtimeMs: 0, uid: 0, gid: 0 });
         const hash = createHash('sha256');
-        for await (const chunk of orderedReads(reader, { start: 0, limit: length, chunk: MIB, concurrency: 4, signal })) hash.update(chunk);
+        const chunks = new ChunkPool(MIB, 8);
+        for await (const { data, backing } of orderedReads(reader, { start: 0, limit: length, chunk: MIB, concurrency: 4, signal, chunks, batch: runNow })) {
+          hash.update(data);
+          chunks.give(backing);
+        }
         return { sha256: hash.copy().digest('hex'), hash };
       } finally {
         await fh.close().catch(noop);
@@ -440,6 +448,7 @@ function localEndpoint(localPaths: readonly string[], signal: AbortSignal): Endp
     },
 
     alive: () => true,
+    batch: runNow,
   };
 }
 
@@ -447,12 +456,11 @@ function localEndpoint(localPaths: readonly string[], signal: AbortSignal): Endp
 // A host, through the pooled connection's SFTP session.
 
 /** Reads up to `length` bytes at `position`; an empty buffer at end of file. */
-function sftpRead(sftp: SFTPWrapper, handle: Buffer, position: number, length: number, path: string): Promise<Buffer> {
+function sftpRead(sftp: SFTPWrapper, handle: Buffer, position: number, into: Buffer, path: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const buf = Buffer.allocUnsafe(length);
     try {
-      sftp.read(handle, buf, 0, length, position, (err: (Error & { code?: number }) | undefined, bytesRead: number) => {
-        if (err === undefined) resolve(buf.subarray(0, bytesRead));
+      sftp.read(handle, into, 0, into.length, position, (err: (Error & { code?: number }) | undefined, bytesRead: number) => {
+        if (err === undefined) resolve(into.subarray(0, bytesRead));
         else if (err.code === 1) resolve(Buffer.alloc(0));
         else reject(mapSftpError(err, 'read', path));
       });
@@ -510,6 +518,21 @@ function remoteWritable(sftp: SFTPWrapper, handle: Buffer, path: string): Writab
 function remoteEndpoint(host: ResolvedHost, sftp: SFTPWrapper, lease: Lease, deps: FacadeDeps): Endpoint {
   const personality = personalityOf(host);
   const failure = (message: string): SshgateError => new SshgateError('REMOTE_FAILURE', `${host.alias}: ${message}`);
+  // ssh2 writes every SSH packet with its own system call (Nagle is off); a 255 KiB SFTP write is 8 packets.
+  // The socket is ssh2's private field: without it, requests simply go out one by one.
+  const socket = (lease.conn.client as unknown as { _sock?: { cork?: () => void; uncork?: () => void } })._sock;
+  const batch = (issue: () => void): void => {
+    if (typeof socket?.cork !== 'function' || typeof socket.uncork !== 'function') {
+      issue();
+      return;
+    }
+    socket.cork();
+    try {
+      issue();
+    } finally {
+      process.nextTick(() => socket.uncork?.());
+    }
+  };
   const lstatOrNull = async (path: string): Promise<Stats | null> => {
     try {
       return await sftpOps.lstat(sftp, path);
@@ -524,13 +547,17 @@ function remoteEndpoint(host: ResolvedHost, sftp: SFTPWrapper, lease: Lease, dep
       const reader: ReadableFile = {
         size: length,
         mtimeMs: 0,
-        readAt: (position, len) => sftpRead(sftp, handle, position, len, path),
+        readAt: (position, into) => sftpRead(sftp, handle, position, into, path),
         restat: () => Promise.reject(new Error('unused')),
         close: () => Promise.resolve(),
       };
       const hash = createHash('sha256');
       const chunk = sftpRequestLimit(sftp);
-      for await (const data of orderedReads(reader, { start: 0, limit: length, chunk, concurrency: deps.transfers.concurrency, signal: deps.signal })) hash.update(data);
+      const chunks = new ChunkPool(chunk, deps.transfers.concurrency * 2);
+      for await (const { data, backing } of orderedReads(reader, { start: 0, limit: length, chunk, concurrency: deps.transfers.concurrency, signal: deps.signal, chunks, batch })) {
+        hash.update(data);
+        chunks.give(backing);
+      }
       return { sha256: hash.copy().digest('hex'), hash };
     } finally {
       await sftpOps.close(sftp, handle, path).catch(noop);
@@ -610,7 +637,7 @@ function remoteEndpoint(host: ResolvedHost, sftp: SFTPWrapper, lease: Lease, dep
       return {
         size: info.size,
         mtimeMs: info.mtimeMs,
-        readAt: (position, length) => sftpRead(sftp, handle, position, length, path),
+        readAt: (position, into) => sftpRead(sftp, handle, position, into, path),
         restat: async () => remoteInfo(await sftpOps.fstat(sftp, handle, path)),
         close: async () => {
           if (closed) return;
@@ -682,11 +709,37 @@ function remoteEndpoint(host: ResolvedHost, sftp: SFTPWrapper, lease: Lease, dep
     },
 
     alive: () => lease.conn.alive,
+    batch,
   };
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // Streaming.
+
+/**
+ * Recycles the request buffers of one file: each read lands in a buffer taken here and goes back once its
+ * data was written, so a transfer allocates `concurrency` buffers rather than one per request (less GC).
+ */
+class ChunkPool {
+  private readonly free: Buffer[] = [];
+
+  constructor(
+    readonly size: number,
+    private readonly keep: number,
+  ) {}
+
+  take(): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafe(this.size);
+  }
+
+  give(buffer: Buffer): void {
+    if (buffer.length === this.size && this.free.length < this.keep) this.free.push(buffer);
+  }
+}
+
+const runNow = (issue: () => void): void => {
+  issue();
+};
 
 interface ReadPlan {
   start: number;
@@ -695,37 +748,48 @@ interface ReadPlan {
   chunk: number;
   concurrency: number;
   signal: AbortSignal;
+  chunks: ChunkPool;
+  batch: (issue: () => void) => void;
 }
 
 /**
  * Yields the bytes of `file` in order from `start`, keeping up to `concurrency` requests of `chunk` bytes in
  * flight while the size known at open time is ahead; past it (and after a short read) one request at a time,
  * until end of file or `limit`, so a file that grew or a zero-size pseudo-file is still read completely.
+ * Each item carries the pooled buffer holding it (`backing`), for the consumer to give back when done.
  */
-async function* orderedReads(file: ReadableFile, plan: ReadPlan): AsyncGenerator<Buffer> {
-  const inflight: { length: number; data: Promise<Buffer> }[] = [];
+async function* orderedReads(file: ReadableFile, plan: ReadPlan): AsyncGenerator<{ data: Buffer; backing: Buffer }> {
+  const inflight: { length: number; backing: Buffer; data: Promise<Buffer> }[] = [];
   let next = plan.start;
   let position = plan.start;
   let parallel = file.size > plan.start;
-  const fill = (): void => {
+  const issue = (): void => {
     const max = parallel ? plan.concurrency : 1;
     while (inflight.length < max && next < plan.limit && (inflight.length === 0 || next < file.size)) {
       const length = Math.min(plan.chunk, plan.limit - next);
-      const data = file.readAt(next, length);
+      const backing = plan.chunks.take();
+      const data = file.readAt(next, length === backing.length ? backing : backing.subarray(0, length));
       // Requests still in flight when the consumer stops are settled by the server; nothing may go unhandled.
       data.catch(noop);
-      inflight.push({ length, data });
+      inflight.push({ length, backing, data });
       next += length;
     }
+  };
+  const fill = (): void => {
+    const max = parallel ? plan.concurrency : 1;
+    // Requests go out a quarter of the window at a time, so that they share system calls and TCP segments.
+    if (inflight.length > 0 && max - inflight.length < Math.max(1, Math.floor(max / 4))) return;
+    plan.batch(issue);
   };
   fill();
   for (let head = inflight.shift(); head !== undefined; head = inflight.shift()) {
     const data = await abortable(head.data, plan.signal);
     if (data.length === 0) return;
-    yield data;
+    yield { data, backing: head.backing };
     position += data.length;
     if (data.length < head.length) {
-      // A short read: the file ended or shrank. Continue one request at a time from where the data stopped.
+      // A short read: the file ended or shrank. Continue one request at a time from where the data stopped
+      // (the buffers of requests dropped here may still be filled by the server: they are not reused).
       inflight.length = 0;
       next = position;
       parallel = false;
@@ -747,20 +811,29 @@ interface CopyContext {
 
 /** Copies from `start` to end of file with reads and writes in flight; returns the end position. */
 async function pump(c: CopyContext, reader: ReadableFile, writer: WritableFile, start: number, hash: Hash | null): Promise<number> {
-  const writes: { done: Promise<void>; length: number }[] = [];
+  const chunks = new ChunkPool(c.chunk, c.concurrency * 2);
+  const writes: { done: Promise<void>; length: number; backing: Buffer }[] = [];
   let position = start;
   const settleOldest = async (): Promise<void> => {
     const oldest = writes.shift();
     if (oldest === undefined) return;
     await abortable(oldest.done, c.signal);
+    chunks.give(oldest.backing);
     c.onBytes(oldest.length, true);
   };
   try {
-    for await (const data of orderedReads(reader, { start, limit: Number.POSITIVE_INFINITY, chunk: c.chunk, concurrency: c.concurrency, signal: c.signal })) {
+    const reads = orderedReads(reader, { start, limit: Number.POSITIVE_INFINITY, chunk: c.chunk, concurrency: c.concurrency, signal: c.signal, chunks, batch: (issue) => {
+        c.src.batch(issue);
+      } });
+    for await (const { data, backing } of reads) {
       hash?.update(data);
-      const done = writer.writeAt(position, data);
+      const at = position;
+      let done: Promise<void> = Promise.resolve();
+      c.dst.batch(() => {
+        done = writer.writeAt(at, data);
+      });
       done.catch(noop);
-      writes.push({ done, length: data.length });
+      writes.push({ done, length: data.length, backing });
       position += data.length;
       if (writes.length >= c.concurrency) await settleOldest();
     }

@@ -27,7 +27,7 @@ const sshds: SshdInstance[] = [];
 /** sshd logs `server_request_direct_tcpip: ... target <addr> port <n>` at DEBUG1: proof that a tunnel was used. */
 function tunnelsTo(via: SshdInstance, to: SshdInstance): number {
   const log = readFileSync(via.logPath, 'utf8');
-  return log.split('\n').filter((l) => l.includes('server_request_direct_tcpip') && l.endsWith(`target ${to.address} port ${to.port}`)).length;
+  return log.split('\n').filter((l) => l.includes('server_request_direct_tcpip') && l.trimEnd().endsWith(`target ${to.address} port ${to.port}`)).length;
 }
 
 async function errorOf(promise: Promise<unknown>): Promise<SshgateError> {
