@@ -32,6 +32,11 @@ export const ERROR_CATALOG = {
   COMMAND_TIMEOUT: { category: 'remote', retryable: true, summary: 'The command ran past timeout_ms and was stopped on the host; partial output is returned.' },
   SUDO_FAILED: { category: 'remote', retryable: false, summary: 'sudo refused to run (wrong or missing password, a TTY required, not a sudoer, sudo missing); nothing ran as root. details.reason says which.' },
   CANCELLED: { category: 'user', retryable: false, summary: 'The client cancelled the call; a running command was stopped on the host.' },
+  SESSION_NOT_FOUND: {
+    category: 'user',
+    retryable: false,
+    summary: 'No open shell session has this id on this host (closed, expired, or opened by another sshgate instance); open one with ssh_open_shell.',
+  },
   AUDIT_FAILED: { category: 'internal', retryable: false, summary: 'The audit record could not be written, so the call was refused (fail closed).' },
   INTERNAL: { category: 'internal', retryable: false, summary: 'An unexpected fault; the log has the details under the correlation id.' },
 } as const satisfies Record<string, { category: ErrorCategory; retryable: boolean; summary: string }>;

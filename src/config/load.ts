@@ -326,6 +326,9 @@ class HostResolver {
           `config: hosts.${alias}: ~/.ssh/config reaches it through a ProxyCommand, which sshgate does not run; set hosts.${alias}.jump (or hostname and port)`,
         );
       }
+      if (own.platform === 'cli' && own.prompt_regex === undefined) {
+        throw new SshgateError('CONFIG_INVALID', `config: hosts.${alias}.prompt_regex: required when platform is cli (the device prompt, e.g. "^[\\\\w.-]+(\\\\(config[^)]*\\\\))?[>#] ?$")`);
+      }
       this.hosts.set(alias, this.build(alias, own, ssh, this.config.hosts[alias]?.hostname));
       routes.set(alias, {
         jump: own.jump ?? null,

@@ -8,6 +8,7 @@ import type { AuditLog, AuditDecision } from '../audit/audit-log.js';
 import { tierAllows, type Tier } from '../policy/tiers.js';
 import { assertRate, type RateLimiter } from '../policy/rate-limit.js';
 import { checkCommand } from '../policy/command-policy.js';
+import { checkCliCommand } from '../policy/cli-policy.js';
 import type { RedactionMode, Redactor } from '../policy/redaction.js';
 import { createHostFacade, type HostInventory } from '../ssh/facade.js';
 import { approvalRuleFor, callDigest } from '../policy/approval.js';
@@ -169,7 +170,8 @@ export function decide(tool: AnyTool, input: Record<string, unknown>, host: Reso
   if (access !== null) return access;
   const subject = tool.policy?.(input, config) ?? {};
   if (subject.command !== undefined) {
-    const decision = checkCommand(subject.command, host.commands ?? undefined);
+    // A device CLI has no shell grammar: its lines are matched whole by the host's regexes (policy/cli-policy.ts).
+    const decision = host.platform === 'cli' ? checkCliCommand(subject.command, host.commands ?? undefined) : checkCommand(subject.command, host.commands ?? undefined);
     if (!decision.allowed) {
       return deny('COMMAND_DENIED', decision.rule, `host ${host.alias}: ${decision.message}`);
     }
@@ -318,6 +320,7 @@ export async function invokeTool(tool: AnyTool, rawInput: Record<string, unknown
           rt.redactor.addSecret(value);
         },
         transfers: rt.loaded.config.transfers,
+        shells: rt.loaded.config.shells,
       }),
       inventory: rt.inventory,
       hosts: rt.loaded.hosts,

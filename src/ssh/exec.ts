@@ -5,7 +5,7 @@ import type { ClientChannel } from 'ssh2';
 import { SshgateError } from '../errors.js';
 import { shellQuote } from '../policy/shell-quote.js';
 import type { ResolvedHost } from '../config/load.js';
-import { abortable, classifyOpenError, type ConnectionPool, type Lease } from './pool.js';
+import { abortable, classifyOpenError, signalError, type ConnectionPool, type Lease } from './pool.js';
 import type { SpoolWriter } from './spool.js';
 
 /** Options of {@link execCommand}. */
@@ -420,6 +420,64 @@ export async function execCommand(pool: ConnectionPool, host: ResolvedHost, comm
       if (signal.aborted) onAbort();
     });
   });
+}
+
+/**
+ * Runs a short, fixed script on a connection that is already leased (no second pool slot, so it cannot deadlock
+ * a caller that holds one), feeding `stdin` and collecting at most `maxOutputBytes` per stream. The channel is
+ * closed when `signal` aborts. For sshgate's own scripts, not for model commands (no pid marker, no kill).
+ * @throws ChannelOpenError when the server refuses the channel; SshgateError CONNECTION_LOST when the connection
+ *   drops before an exit status.
+ */
+export async function execOnConnection(
+  conn: { client: Lease['conn']['client'] },
+  command: string,
+  stdin: Buffer,
+  signal: AbortSignal,
+  maxOutputBytes = 64 * 1024,
+): Promise<{ exit_code: number | null; stdout: string; stderr: string }> {
+  const stdout = new HeadTailBuffer(maxOutputBytes);
+  const stderr = new HeadTailBuffer(maxOutputBytes);
+  let exitCode: number | null = null;
+  let sawExit = false;
+  let onDone: (() => void) | null = null;
+  let closed = false;
+  const channel = await abortable(
+    openExec({ conn } as Lease, command, (ch) => {
+      ch.on('data', (d: Buffer) => {
+        stdout.push(d);
+      });
+      ch.stderr.on('data', (d: Buffer) => {
+        stderr.push(d);
+      });
+      ch.on('error', () => undefined);
+      ch.stderr.on('error', () => undefined);
+      ch.on('exit', (code: number | null) => {
+        exitCode = code;
+        sawExit = true;
+      });
+      ch.on('close', () => {
+        closed = true;
+        onDone?.();
+      });
+    }),
+    signal,
+  );
+  await new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => {
+      channel.close();
+      reject(signalError(signal));
+    };
+    onDone = () => {
+      signal.removeEventListener('abort', onAbort);
+      if (sawExit) resolve();
+      else reject(new SshgateError('CONNECTION_LOST', 'the connection was lost while sshgate\'s script ran; its outcome is unknown'));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    if (closed) onDone();
+    channel.end(stdin);
+  });
+  return { exit_code: exitCode, stdout: stdout.text(), stderr: stderr.text() };
 }
 
 /** A random token, for temp file names and markers. */

@@ -183,6 +183,8 @@ export interface FacadeDeps {
   jobs: Config['jobs'];
   /** Upload/download/host-to-host settings (config `transfers`: request size, requests in flight, tree cap). */
   transfers: Config['transfers'];
+  /** Persistent shell settings (config `shells`: idle and total lifetime, sessions per host). */
+  shells: Config['shells'];
 }
 
 /** Every SSH operation a tool may use: the base group plus one group per module. */

@@ -667,7 +667,7 @@ export function createFileOpsFacade(deps: FacadeDeps): FileOpsFacade {
     },
 
     rewriteTextFile(host, path, rewrite, options) {
-      return withSftp(pool, host, signal, async (sftp) => {
+      return withSftp(pool, host, signal, async (sftp, connection) => {
         const target = await confineForWrite(sftp, host, path);
         if (target.existing === null) throw new SshgateError('REMOTE_NOT_FOUND', `${target.path}: no such file (create it with ssh_write_file)`);
         const snapshot = await readWhole(sftp, target.path, maxDiffBytes);
@@ -685,13 +685,13 @@ export function createFileOpsFacade(deps: FacadeDeps): FileOpsFacade {
         if (options.dryRun || after === before) {
           return { path: target.path, before, after, before_sha256: snapshot.sha256, after_sha256: afterSha, written: false, write: null };
         }
-        const write = await writeAtomic(sftp, host, target, data, { signal, expectCurrentSha256: snapshot.sha256, backup: options.backup });
+        const write = await writeAtomic(sftp, host, target, data, { signal, connection, expectCurrentSha256: snapshot.sha256, backup: options.backup });
         return { path: target.path, before, after, before_sha256: snapshot.sha256, after_sha256: afterSha, written: true, write };
       });
     },
 
     replaceFile(host, path, data, options) {
-      return withSftp(pool, host, signal, async (sftp) => {
+      return withSftp(pool, host, signal, async (sftp, connection) => {
         let createdDirectories: string[] = [];
         if (options.createParents) {
           const personality = personalityOf(host);
@@ -712,6 +712,7 @@ export function createFileOpsFacade(deps: FacadeDeps): FileOpsFacade {
         }
         const outcome = await writeAtomic(sftp, host, target, data, {
           signal,
+          connection,
           backup: options.backup,
           ...(options.mode === undefined ? {} : { mode: options.mode }),
           ...(expected === undefined ? {} : { expectCurrentSha256: expected }),

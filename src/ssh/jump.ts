@@ -1,7 +1,7 @@
 // Reaches a host through a jump host: a direct-tcpip channel (ssh2 forwardOut) on the jump host's pooled
 // connection becomes the socket of the next hop's own, separately verified SSH connection.
-import type { Duplex } from 'node:stream';
-import type { Client } from 'ssh2';
+import { Duplex } from 'node:stream';
+import type { Client, ClientChannel } from 'ssh2';
 import { SshgateError, isSshgateError } from '../errors.js';
 import type { ResolvedHost } from '../config/load.js';
 import { ChannelOpenError, signalError } from './pool.js';
@@ -46,12 +46,49 @@ export function openTunnel(client: Client, hop: ResolvedHost, target: ResolvedHo
         }
         // Trap (DESIGN 11): an unhandled 'error' event on a channel kills the process.
         stream.on('error', () => undefined);
-        done(null, stream);
+        done(null, tunnelSocket(stream));
       });
     } catch (err) {
       done(new ChannelOpenError('dead', (err as Error).message));
     }
   });
+}
+
+/**
+ * Wraps the tunnel channel in a plain Duplex that the next hop's ssh2 client uses as its socket. ssh2 ends a
+ * dead connection with `sock.destroy()` and waits for `'close'`; a channel only closes once the jump host
+ * confirms, which a stalled jump host never does. The wrapper closes at once when destroyed (so keepalive on the
+ * tunnelled connection really ends it and fails its calls with CONNECTION_LOST), closes the channel, and
+ * closes in turn when the channel does (the jump host's connection died).
+ */
+function tunnelSocket(channel: ClientChannel): Duplex {
+  const socket = new Duplex({
+    read() {
+      channel.resume();
+    },
+    write(chunk: Buffer, _encoding, callback) {
+      channel.write(chunk, callback);
+    },
+    final(callback) {
+      channel.end();
+      callback();
+    },
+    destroy(err, callback) {
+      channel.destroy();
+      callback(err);
+    },
+  });
+  socket.on('error', () => undefined);
+  channel.on('data', (chunk: Buffer) => {
+    if (!socket.push(chunk)) channel.pause();
+  });
+  channel.on('end', () => {
+    socket.push(null);
+  });
+  channel.on('close', () => {
+    socket.destroy();
+  });
+  return socket;
 }
 
 /** RFC 4254 section 5.1 SSH_OPEN_ADMINISTRATIVELY_PROHIBITED. */

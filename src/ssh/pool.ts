@@ -265,11 +265,13 @@ class HostPool {
       waiter.resolve(this.lease(conn, false));
     }
     if (this.breaker.openUntil > Date.now()) return;
+    // Half-open (a tripped circuit whose cooldown is over): a single attempt tests the host.
+    const maxHandshakes = this.breaker.openUntil === 0 ? settings.maxHandshakesPerHost : 1;
     let wanted = this.waiters.length - this.handshakes * settings.maxChannelsPerConnection;
     while (
       wanted > 0 &&
       this.conns.length + this.handshakes < settings.maxConnectionsPerHost &&
-      this.handshakes < settings.maxHandshakesPerHost
+      this.handshakes < maxHandshakes
     ) {
       wanted -= settings.maxChannelsPerConnection;
       this.openOne();

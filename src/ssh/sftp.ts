@@ -6,8 +6,9 @@ import { SshgateError } from '../errors.js';
 import type { ResolvedHost } from '../config/load.js';
 import type { PathRules } from '../policy/path-policy.js';
 import { mapSftpError } from './map-error.js';
-import { abortable, classifyOpenError, ChannelOpenError, type ConnectionPool } from './pool.js';
-import { randomToken } from './exec.js';
+import { abortable, classifyOpenError, ChannelOpenError, type ConnectionPool, type PooledConnection } from './pool.js';
+import { execOnConnection, randomToken } from './exec.js';
+import { shellQuote } from '../policy/shell-quote.js';
 import { personalityOf } from './personality.js';
 
 /** SFTP status code for end of file (draft-ietf-secsh-filexfer-02 section 7). */
@@ -215,7 +216,12 @@ function abortReason(signal: AbortSignal): SshgateError {
 }
 
 /** Runs `fn` with the SFTP session of a pooled connection to `host`. */
-export async function withSftp<T>(pool: ConnectionPool, host: ResolvedHost, signal: AbortSignal, fn: (sftp: SFTPWrapper) => Promise<T>): Promise<T> {
+export async function withSftp<T>(
+  pool: ConnectionPool,
+  host: ResolvedHost,
+  signal: AbortSignal,
+  fn: (sftp: SFTPWrapper, conn: PooledConnection) => Promise<T>,
+): Promise<T> {
   return pool.withChannel(host, signal, async (lease) => {
     let sftp: SFTPWrapper;
     try {
@@ -226,7 +232,7 @@ export async function withSftp<T>(pool: ConnectionPool, host: ResolvedHost, sign
       throw cause instanceof ChannelOpenError ? cause : classifyOpenError(cause);
     }
     // An SFTP request the server never answers must not outlive the call's timeout.
-    return abortable(fn(sftp), signal);
+    return abortable(fn(sftp, lease.conn), signal);
   });
 }
 
@@ -441,6 +447,12 @@ export interface AtomicWriteOptions {
   expectCurrentSha256?: string | null;
   /** Access and modification times (seconds since the epoch) to give the file (copies keep them). */
   times?: { atime: number; mtime: number };
+  /**
+   * The leased connection of the SFTP session. When given, and the host is POSIX with path rules and allows
+   * exec, the write is placed by a fixed shell script working inside the verified directory (see
+   * {@link writeConfined}); otherwise over SFTP alone.
+   */
+  connection?: PooledConnection;
 }
 
 /** What the `fill` function of {@link writeAtomicWith} wrote. */
@@ -649,6 +661,102 @@ async function currentSha256(sftp: SFTPWrapper, path: string, signal: AbortSigna
 }
 
 /**
+ * The confined write script. $1 real directory (already checked inside the roots), $2 file name, $3 size,
+ * $4 sha256, $5 mode ('' keeps the old one, 644 for a new file), $6 expected sha256 of the current file ('' none,
+ * 'none' = must not exist), $7 backup name ('' none). stdin: the content. Prints NUL-separated fields:
+ * created (1|0), mode, owner kept (1|0), backup name.
+ * Security: after `cd -P` and the `pwd -P` check, every name is relative, so the directory (or anything above
+ * it) swapped for a symlink afterwards cannot redirect the write: the shell's working directory is the inode
+ * that was checked. This is the openat() that SFTP lacks.
+ */
+const CONFINED_WRITE_SCRIPT = [
+  'cd -P -- "$1" && [ "$(pwd -P)" = "$1" ] || exit 41',
+  't=./$2',
+  '[ -L "$t" ] && exit 47',
+  '[ -d "$t" ] && exit 42',
+  'if [ -e "$t" ] && ! [ -f "$t" ]; then exit 42; fi',
+  'if [ -n "$6" ]; then',
+  `  if [ -f "$t" ]; then c=$(sha256sum < "$t") || exit 43; c=\${c%% *}; else c=none; fi`,
+  `  [ "$c" = "$6" ] || { printf '%s\\0' "$c"; exit 46; }`,
+  'fi',
+  'tmp=$(mktemp -- "./.$2.sshgate-XXXXXXXX") || exit 43',
+  `trap 'rm -f -- "$tmp"' EXIT`,
+  'cat > "$tmp" || exit 43',
+  `s=$(stat -c %s -- "$tmp") && [ "$s" = "$3" ] || { printf '%s\\0' "$s"; exit 44; }`,
+  `c=$(sha256sum < "$tmp") && [ "\${c%% *}" = "$4" ] || exit 44`,
+  'created=1; m=644; kept=1; b=',
+  'if [ -f "$t" ]; then',
+  '  created=0; m=$(stat -c %a -- "$t") || exit 45',
+  // chown before chmod: chown clears setuid/setgid bits. A non-root account cannot give a file away: the owner is then lost.
+  '  o=$(stat -c %u:%g -- "$t") && [ "$(stat -c %u:%g -- "$tmp")" = "$o" ] || chown -- "$o" "$tmp" 2>/dev/null || kept=0',
+  '  if [ -n "$7" ]; then b=./$7; ln -- "$t" "$b" 2>/dev/null || cp -p -- "$t" "$b" || exit 45; fi',
+  'fi',
+  'if [ -n "$5" ]; then m=$5; fi',
+  'chmod -- "$m" "$tmp" || exit 45',
+  // -T: never move the temp file into a directory that appeared at the path.
+  'mv -fT -- "$tmp" "$t" || exit 45',
+  'trap - EXIT',
+  `printf '%s\\0' "$created" "$m" "$kept" "$b"`,
+].join('\n');
+
+/**
+ * Writes through {@link CONFINED_WRITE_SCRIPT} on the leased connection. Returns null when the host cannot run it
+ * (a refused channel, no bash or coreutils), so the caller falls back to SFTP.
+ * @throws SshgateError PATH_DENIED (the directory changed under us), REMOTE_FAILURE (disk full, changed file).
+ */
+async function writeConfined(conn: PooledConnection, target: WriteTarget, data: Buffer, options: AtomicWriteOptions): Promise<WriteOutcome | null> {
+  const sha256 = createHash('sha256').update(data).digest('hex');
+  const name = target.path.slice(target.dir.length + (target.dir.endsWith('/') ? 0 : 1));
+  const backupName = options.backup === true && target.existing !== null ? `${name}.sshgate-bak-${backupStamp(new Date())}` : '';
+  const expected = options.expectCurrentSha256 === undefined ? '' : (options.expectCurrentSha256 ?? 'none');
+  const args = [target.dir, name, String(data.length), sha256, options.mode === undefined ? '' : options.mode.toString(8), expected, backupName];
+  const command = `exec bash -c ${shellQuote(CONFINED_WRITE_SCRIPT)} sshgate-write ${args.map(shellQuote).join(' ')}`;
+  let result: { exit_code: number | null; stdout: string; stderr: string };
+  try {
+    result = await execOnConnection(conn, command, data, options.signal);
+  } catch (err) {
+    if (err instanceof ChannelOpenError) return null;
+    throw err;
+  }
+  const fields = result.stdout.split('\0');
+  switch (result.exit_code) {
+    case 0: {
+      const [created, mode, kept, backup] = fields;
+      return {
+        path: target.path,
+        bytes: data.length,
+        created: created === '1',
+        mode: parseInt(mode ?? '644', 8),
+        owner_preserved: kept === '1',
+        sha256,
+        verified: 'size+sha256',
+        backup_path: backup === undefined || backup === '' ? null : `${target.dir}/${backup.slice(2)}`,
+      };
+    }
+    case 41:
+    case 47:
+      throw new SshgateError('PATH_DENIED', `${target.path}: its directory or the file changed into a symlink while writing; the file was not written`);
+    case 42:
+      throw new SshgateError('REMOTE_FAILURE', `${target.path} is not a regular file`);
+    case 44:
+      throw new SshgateError('REMOTE_FAILURE', `short write to ${target.path}: ${fields[0] ?? '?'} of ${data.length} bytes reached the disk (disk full?); the file was not replaced`);
+    case 46:
+      throw new SshgateError('REMOTE_FAILURE', `${target.path} changed while it was being written (now ${fields[0] === 'none' ? 'absent' : `sha256 ${fields[0] ?? '?'}`}); the file was not replaced: read it again`, {
+        details: { current_sha256: fields[0] === 'none' ? null : (fields[0] ?? null) },
+      });
+    case 126:
+    case 127:
+      return null;
+    default: {
+      const why = result.stderr.trim().split('\n').slice(-2).join('; ');
+      if (/Permission denied/u.test(why)) throw new SshgateError('REMOTE_PERMISSION_DENIED', `${target.path}: permission denied for the remote account (${why})`);
+      if (/No space left/u.test(why)) throw new SshgateError('REMOTE_FAILURE', `${target.path}: the file system is full; the file was not replaced`);
+      throw new SshgateError('REMOTE_FAILURE', `${target.path}: the write failed (exit ${result.exit_code ?? 'none'}: ${why || 'no message'}); the file was not replaced`);
+    }
+  }
+}
+
+/**
  * Writes `data` to `target` atomically (see {@link writeAtomicWith}): parallel write requests of 256 KiB, the
  * size checked with `fstat` and, up to {@link VERIFY_DIGEST_MAX_BYTES}, the sha256 read back.
  * @throws SshgateError REMOTE_FAILURE (short write, disk full, digest mismatch), PATH_DENIED (directory moved), SFTP errors.
@@ -660,6 +768,10 @@ export async function writeAtomic(
   data: Buffer,
   options: Omit<AtomicWriteOptions, 'times'>,
 ): Promise<WriteOutcome> {
+  if (options.connection !== undefined && host.platform === 'posix' && host.allowExecute && hasPathRules(host)) {
+    const confined = await writeConfined(options.connection, target, data, options);
+    if (confined !== null) return confined;
+  }
   const sha256 = createHash('sha256').update(data).digest('hex');
   return writeAtomicWith(
     sftp,

@@ -124,7 +124,8 @@ interface ReadableFile {
 }
 
 interface WritableFile {
-  writeAt(position: number, data: Buffer): Promise<void>;
+  /** Writes consecutive pieces starting at `position` (one system call locally, one request each remotely). */
+  writeAt(position: number, pieces: readonly Buffer[]): Promise<void>;
   /** Size on the destination's disk (fstat of the open file). */
   size(): Promise<number>;
   truncate(size: number): Promise<void>;
@@ -267,11 +268,15 @@ function localReadable(fh: FileHandle, path: string, info: EntryInfo): ReadableF
 function localWritable(fh: FileHandle, path: string): WritableFile {
   let closed = false;
   return {
-    writeAt: (position, data) =>
+    writeAt: (position, pieces) =>
       localCall('write', path, async () => {
-        let done = 0;
-        while (done < data.length) {
-          const { bytesWritten } = await fh.write(data, done, data.length - done, position + done);
+        const total = pieces.reduce((n, b) => n + b.length, 0);
+        let done = (await fh.writev(pieces, position)).bytesWritten;
+        if (done === total) return;
+        // A short write (rare on regular files): write the rest piece by piece.
+        const data = Buffer.concat(pieces);
+        while (done < total) {
+          const { bytesWritten } = await fh.write(data, done, total - done, position + done);
           if (bytesWritten === 0) throw new SshgateError('LOCAL_FAILURE', `write ${path} (this machine): no progress (disk full?)`);
           done += bytesWritten;
         }
@@ -498,7 +503,16 @@ function sftpRequestLimit(sftp: SFTPWrapper): number {
 function remoteWritable(sftp: SFTPWrapper, handle: Buffer, path: string): WritableFile {
   let closed = false;
   return {
-    writeAt: (position, data) => sftpOps.write(sftp, handle, data, position, path).then(noop),
+    writeAt: async (position, pieces) => {
+      let at = position;
+      const writes = pieces.map((piece) => {
+        const write = sftpOps.write(sftp, handle, piece, at, path);
+        write.catch(noop);
+        at += piece.length;
+        return write;
+      });
+      for (const write of writes) await write;
+    },
     size: async () => (await sftpOps.fstat(sftp, handle, path)).size,
     truncate: (size) => sftpTruncate(sftp, handle, size, path),
     close: async () => {
@@ -809,34 +823,51 @@ interface CopyContext {
   onBytes(bytes: number, sent: boolean): void;
 }
 
+/** Requests grouped into one write call (one local system call, one corked socket write). */
+const WRITE_GROUP = 4;
+
 /** Copies from `start` to end of file with reads and writes in flight; returns the end position. */
 async function pump(c: CopyContext, reader: ReadableFile, writer: WritableFile, start: number, hash: Hash | null): Promise<number> {
   const chunks = new ChunkPool(c.chunk, c.concurrency * 2);
-  const writes: { done: Promise<void>; length: number; backing: Buffer }[] = [];
+  const writes: { done: Promise<void>; length: number; backings: Buffer[] }[] = [];
+  let inFlight = 0;
+  let group: { data: Buffer; backing: Buffer }[] = [];
+  let groupStart = start;
   let position = start;
+  const flush = (): void => {
+    if (group.length === 0) return;
+    const pieces = group.map((g) => g.data);
+    const at = groupStart;
+    let done: Promise<void> = Promise.resolve();
+    c.dst.batch(() => {
+      done = writer.writeAt(at, pieces);
+    });
+    done.catch(noop);
+    writes.push({ done, length: pieces.reduce((n, b) => n + b.length, 0), backings: group.map((g) => g.backing) });
+    inFlight += group.length;
+    group = [];
+  };
   const settleOldest = async (): Promise<void> => {
     const oldest = writes.shift();
     if (oldest === undefined) return;
     await abortable(oldest.done, c.signal);
-    chunks.give(oldest.backing);
+    inFlight -= oldest.backings.length;
+    for (const b of oldest.backings) chunks.give(b);
     c.onBytes(oldest.length, true);
   };
   try {
     const reads = orderedReads(reader, { start, limit: Number.POSITIVE_INFINITY, chunk: c.chunk, concurrency: c.concurrency, signal: c.signal, chunks, batch: (issue) => {
-        c.src.batch(issue);
-      } });
+      c.src.batch(issue);
+    } });
     for await (const { data, backing } of reads) {
       hash?.update(data);
-      const at = position;
-      let done: Promise<void> = Promise.resolve();
-      c.dst.batch(() => {
-        done = writer.writeAt(at, data);
-      });
-      done.catch(noop);
-      writes.push({ done, length: data.length, backing });
+      if (group.length === 0) groupStart = position;
+      group.push({ data, backing });
       position += data.length;
-      if (writes.length >= c.concurrency) await settleOldest();
+      if (group.length >= WRITE_GROUP) flush();
+      while (inFlight >= c.concurrency) await settleOldest();
     }
+    flush();
     while (writes.length > 0) await settleOldest();
   } catch (err) {
     // Let the requests still in flight settle (bounded) before the caller closes the file and removes it.

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SshgateError } from '../../../src/errors.js';
 import {
   appendKnownHost,
+  certAuthorityLines,
   checkHostKey,
   describeMismatch,
   describeUnknownHost,
@@ -308,6 +309,34 @@ describe('checkHostKey', () => {
 
   it('throws INTERNAL for a malformed presented blob', () => {
     expect(catchError(() => checkHostKey([], 'web1', 22, Buffer.from([0, 0, 0, 9])))).toMatchObject({ code: 'INTERNAL' });
+  });
+});
+
+describe('@cert-authority', () => {
+  /** A host certificate for `host` (the ed key), signed by the `ca` key (ssh-keygen -s), as a wire blob. */
+  async function certificate(ca: KeyName, principals: string): Promise<Buffer> {
+    const file = join(dir, `cert-${fileCounter++}`);
+    await writeFile(`${file}.pub`, `${keys.ed.type} ${keys.ed.b64}\n`);
+    execFileSync(SSH_KEYGEN, ['-q', '-s', join(dir, `key-${ca}`), '-h', '-I', 'host', '-n', principals, `${file}.pub`], { stdio: 'ignore' });
+    return Buffer.from((await readFile(`${file}-cert.pub`, 'utf8')).split(' ')[1] ?? '', 'base64');
+  }
+
+  it.each<[string, string[], string, number, string]>([
+    ['trusts a certificate from a CA whose pattern covers the host', ['@cert-authority *.example.com {ec}'], 'web1.example.com', 22, 'trusted'],
+    ['does not trust a CA line for another host: the plain key is checked instead', ['@cert-authority db1 {ec}'], 'web1.example.com', 22, 'unknown'],
+    ['a negated pattern keeps the CA from vouching for the excluded host', ['@cert-authority *.example.com,!web1.example.com {ec}'], 'web1.example.com', 22, 'unknown'],
+    ['a plain pin of the certified key still trusts it when no CA covers the host', ['web1.example.com {ed}'], 'web1.example.com', 22, 'trusted'],
+    ['a certificate naming another host is refused even though its key is pinned', ['@cert-authority * {ec}', 'web2.example.com {ed}'], 'web2.example.com', 22, 'cert-invalid'],
+    ['a revoked CA refuses the certificate', ['@cert-authority * {ec}', '@revoked * {ec}'], 'web1.example.com', 22, 'revoked'],
+  ])('%s', async (_name, lines, host, port, status) => {
+    const blob = await certificate('ec', 'web1.example.com');
+    expect(checkHostKey(parseKnownHosts(expand(lines)), host, port, blob).status).toBe(status);
+  });
+
+  it('certAuthorityLines lists the CA lines that cover a host and port', () => {
+    const entries = parseKnownHosts(expand(['@cert-authority * {ec}', 'web1 {ed}', '@cert-authority [web1]:2222 {rsa}', '@cert-authority db* {ed2}']));
+    expect(certAuthorityLines(entries, 'web1', 22)).toEqual([1]);
+    expect(certAuthorityLines(entries, 'web1', 2222)).toEqual([1, 3]);
   });
 });
 
