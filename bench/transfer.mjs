@@ -2,19 +2,17 @@
 // stdio, like run.mjs), next to OpenSSH `sftp -b` and `scp` of the same file against the same sshd in the same
 // run. Each figure is the median of BENCH_TRANSFER_RUNS runs (default 3), the tools interleaved so that a busy
 // machine slows them alike. Run alone with `node bench/transfer.mjs` (after `npm run build`).
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, open, rm, writeFile } from 'node:fs/promises';
+import { createReadStream, existsSync } from 'node:fs';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { promisify } from 'node:util';
 import { Client } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { stringify } from 'yaml';
 
-const run = promisify(execFile);
 const root = join(import.meta.dirname, '..');
 const MIB = 1024 * 1024;
 const log = (m) => process.stderr.write(`bench: ${m}\n`);
@@ -52,28 +50,53 @@ async function sha256File(path) {
   return hash.digest('hex');
 }
 
-async function timed(fn) {
+/** User + system CPU seconds a process used so far (Linux /proc; null elsewhere). */
+async function cpuSeconds(pid) {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
+  if (stat === null) return null;
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Runs `fn`; returns its wall time (ms) and the CPU seconds `pid` used meanwhile (when given). */
+async function timed(fn, pid) {
+  const cpu0 = pid === undefined ? null : await cpuSeconds(pid);
   const started = performance.now();
   await fn();
-  return performance.now() - started;
+  const ms = performance.now() - started;
+  const cpu1 = pid === undefined ? null : await cpuSeconds(pid);
+  return { ms, cpu: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0 };
+}
+
+/** Runs an OpenSSH client under /usr/bin/time (when present) to learn its CPU seconds. */
+function timedChild(command, args, input) {
+  const useTime = existsSync('/usr/bin/time');
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const p = useTime
+      ? spawn('/usr/bin/time', ['-f', 'cpu %U %S', command, ...args], { stdio: ['pipe', 'ignore', 'pipe'] })
+      : spawn(command, args, { stdio: ['pipe', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d) => (err += d));
+    p.on('exit', (code) => {
+      const ms = performance.now() - started;
+      if (code !== 0) return reject(new Error(`${command} exit ${code}: ${err}`));
+      const m = /cpu ([\d.]+) ([\d.]+)/u.exec(err);
+      resolve({ ms, cpu: m ? Number(m[1]) + Number(m[2]) : null });
+    });
+    p.stdin.end(input);
+  });
 }
 
 function openSsh(sshd) {
   const options = ['-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${sshd.knownHostsPath}`, '-o', 'StrictHostKeyChecking=yes', '-i', sshd.clientKeyPath, '-P', String(sshd.port)];
   const target = `${sshd.user}@${sshd.address}`;
-  const sftp = (command) =>
-    new Promise((resolve, reject) => {
-      const p = spawn('sftp', [...options, '-b', '-', target], { stdio: ['pipe', 'ignore', 'pipe'] });
-      let err = '';
-      p.stderr.on('data', (d) => (err += d));
-      p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`sftp exit ${code}: ${err}`))));
-      p.stdin.end(`${command}\n`);
-    });
+  const sftp = (command) => timedChild('sftp', [...options, '-b', '-', target], `${command}\n`);
   return {
     sftpGet: (remote, local) => sftp(`get ${remote} ${local}`),
     sftpPut: (local, remote) => sftp(`put ${local} ${remote}`),
-    scpGet: (remote, local) => run('scp', [...options, `${target}:${remote}`, local]),
-    scpPut: (local, remote) => run('scp', [...options, local, `${target}:${remote}`]),
+    scpGet: (remote, local) => timedChild('scp', [...options, `${target}:${remote}`, local], ''),
+    scpPut: (local, remote) => timedChild('scp', [...options, local, `${target}:${remote}`], ''),
   };
 }
 
@@ -106,8 +129,13 @@ export async function benchTransfers(sshd, dir, { mainJs = join(root, 'dist', 'm
     return result.structuredContent;
   };
   const ssh = openSsh(sshd);
-  const figures = { sshgate: { download: [], upload: [] }, sftp: { download: [], upload: [] }, scp: { download: [], upload: [] } };
-  const rate = (ms) => (mib * 1000) / ms;
+  const kinds = ['sshgate', 'sftp', 'scp'];
+  const figures = Object.fromEntries(kinds.map((k) => [k, { download: [], upload: [], download_cpu: [], upload_cpu: [] }]));
+  const record = (tool, direction, { ms, cpu }) => {
+    figures[tool][direction].push((mib * 1000) / ms);
+    if (cpu !== null) figures[tool][`${direction}_cpu`].push(cpu);
+  };
+  const pid = transport.pid;
   try {
     // Warm-up: connection, SFTP session and page cache.
     await writeFile(join(work, 'warm.txt'), 'warm\n');
@@ -116,30 +144,33 @@ export async function benchTransfers(sshd, dir, { mainJs = join(root, 'dist', 'm
     for (let i = 0; i < runs; i += 1) {
       const down = join(work, 'down.bin');
       const up = join(work, 'up.bin');
-      figures.sshgate.download.push(rate(await timed(() => call('ssh_download_file', { host: 'bench', remote_path: source, local_path: down, overwrite: true }))));
+      record('sshgate', 'download', await timed(() => call('ssh_download_file', { host: 'bench', remote_path: source, local_path: down, overwrite: true }), pid));
       if ((await sha256File(down)) !== expected) throw new Error('sshgate download: sha256 differs');
-      figures.sftp.download.push(rate(await timed(() => ssh.sftpGet(source, join(work, 'down-sftp.bin')))));
-      figures.scp.download.push(rate(await timed(() => ssh.scpGet(source, join(work, 'down-scp.bin')))));
-      figures.sshgate.upload.push(rate(await timed(() => call('ssh_upload_file', { host: 'bench', local_path: source, remote_path: up, overwrite: true }))));
+      record('sftp', 'download', await ssh.sftpGet(source, join(work, 'down-sftp.bin')));
+      record('scp', 'download', await ssh.scpGet(source, join(work, 'down-scp.bin')));
+      record('sshgate', 'upload', await timed(() => call('ssh_upload_file', { host: 'bench', local_path: source, remote_path: up, overwrite: true }), pid));
       if ((await sha256File(up)) !== expected) throw new Error('sshgate upload: sha256 differs');
-      figures.sftp.upload.push(rate(await timed(() => ssh.sftpPut(source, join(work, 'up-sftp.bin')))));
-      figures.scp.upload.push(rate(await timed(() => ssh.scpPut(source, join(work, 'up-scp.bin')))));
+      record('sftp', 'upload', await ssh.sftpPut(source, join(work, 'up-sftp.bin')));
+      record('scp', 'upload', await ssh.scpPut(source, join(work, 'up-scp.bin')));
       log(`transfer run ${i + 1}/${runs} done`);
     }
   } finally {
     await client.close();
     await rm(work, { recursive: true, force: true });
   }
-  const summary = (xs) => ({ median: round(median(xs)), runs: xs.map(round) });
-  const med = (tool, dir2) => median(figures[tool][dir2]);
+  const med = (tool, direction) => median(figures[tool][direction]);
+  const describe = (tool) => ({
+    download: { median: round(med(tool, 'download')), runs: figures[tool].download.map(round) },
+    upload: { median: round(med(tool, 'upload')), runs: figures[tool].upload.map(round) },
+  });
+  const cpu = (tool, direction) => (figures[tool][`${direction}_cpu`].length === 0 ? null : Math.round(median(figures[tool][`${direction}_cpu`]) * 100) / 100);
   return {
     size_mib: mib,
     runs,
-    mib_per_s: {
-      sshgate: { download: summary(figures.sshgate.download), upload: summary(figures.sshgate.upload) },
-      openssh_sftp: { download: summary(figures.sftp.download), upload: summary(figures.sftp.upload) },
-      openssh_scp: { download: summary(figures.scp.download), upload: summary(figures.scp.upload) },
-    },
+    mib_per_s: { sshgate: describe('sshgate'), openssh_sftp: describe('sftp'), openssh_scp: describe('scp') },
+    // CPU seconds of the client side per transfer (sshgate's server process; the sftp or scp process), a figure
+    // that a busy machine disturbs less than the wall time. The sshd side is the same for all three.
+    client_cpu_s: Object.fromEntries(kinds.map((k) => [k === 'sshgate' ? k : `openssh_${k}`, { download: cpu(k, 'download'), upload: cpu(k, 'upload') }])),
     ratios: {
       download_vs_sftp: ratio(med('sshgate', 'download'), med('sftp', 'download')),
       upload_vs_sftp: ratio(med('sshgate', 'upload'), med('sftp', 'upload')),

@@ -453,7 +453,7 @@ class HostResolver {
       seconds === null || seconds === undefined || seconds <= 0 ? configured : Math.min(configured, seconds * 1000);
     return {
       alias,
-      hostname: hostname ?? (set('hostname') ? (ssh?.hostname ?? alias) : alias),
+      hostname: hostname ?? ssh?.hostname ?? alias,
       port: own.port ?? (set('port') ? ssh?.port : undefined) ?? 22,
       user: own.user ?? (set('user') ? ssh?.user : undefined) ?? this.localUser,
       identityFiles: identities,

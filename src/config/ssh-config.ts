@@ -263,9 +263,13 @@ function matchHostName(state: PassState): string {
   return expandHostName(hostname, state.originalHost, 'HostName');
 }
 
-/** `Match` criteria, as OpenSSH 9.2 evaluates them (`exec` never matches: sshgate does not run local commands). */
+/**
+ * `Match` criteria, as OpenSSH 9.2 evaluates them. A line with `exec` (sshgate runs no local command) or a
+ * criterion OpenSSH 9.2 does not know never matches, negated or not.
+ */
 function matchLineMatches(words: readonly string[], state: PassState, where: string): boolean {
   let result = true;
+  let undecidable = false;
   let attributes = 0;
   for (let i = 0; i < words.length; i += 1) {
     const raw = words[i] ?? '';
@@ -299,16 +303,16 @@ function matchLineMatches(words: readonly string[], state: PassState, where: str
       case 'localuser':
         matched = matchPatternList(state.ctx.localUser, argument, false) === 1;
         break;
-      case 'exec':
-        // Security: a config line never makes sshgate run a local command; the block is treated as not matching.
-        matched = false;
-        break;
       default:
-        throw configError(where, `unsupported Match attribute ${attribute}`);
+        // Security: `exec` would run a local command, which a config line never makes sshgate do; criteria newer
+        // than OpenSSH 9.2 (tagged, localnetwork, ...) cannot be judged. Either way the block does not apply,
+        // whatever its negation says.
+        undecidable = true;
+        continue;
     }
     if (matched === negate) result = false;
   }
-  return result;
+  return result && !undecidable;
 }
 
 function applyOption(node: OptionNode, state: PassState): void {

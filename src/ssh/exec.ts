@@ -178,10 +178,10 @@ export function buildRemoteCommand(command: string, options: Pick<ExecOptions, '
  * channel can be emitted: ssh2 may read the open confirmation, the output, the exit status and the close in one
  * chunk, so listeners attached after an `await` would miss a fast command's `exit`.
  */
-function openExec(lease: Lease, command: string, wire?: (channel: ClientChannel) => void): Promise<ClientChannel> {
+function openExec(client: Lease['conn']['client'], command: string, wire?: (channel: ClientChannel) => void): Promise<ClientChannel> {
   return new Promise((resolve, reject) => {
     try {
-      lease.conn.client.exec(command, (err, channel) => {
+      client.exec(command, (err, channel) => {
         if (err !== undefined) {
           reject(classifyOpenError(err));
           return;
@@ -207,7 +207,7 @@ async function killProcessGroup(lease: Lease, pgid: number): Promise<boolean> {
     `kill -KILL -- -${pgid} 2>/dev/null; sleep 0.05; if kill -0 -- -${pgid} 2>/dev/null; then echo alive; else echo gone; fi`;
   for (let attempt = 0; attempt < 5; attempt += 1) {
     try {
-      const channel = await openExec(lease, script);
+      const channel = await openExec(lease.conn.client, script);
       const out = await new Promise<string>((resolve) => {
         let text = '';
         const timer = setTimeout(() => {
@@ -303,7 +303,7 @@ export async function execCommand(pool: ConnectionPool, host: ResolvedHost, comm
         else onClose();
       });
     };
-    const opening = openExec(lease, remote, wire);
+    const opening = openExec(lease.conn.client, remote, wire);
     // A channel that opens after the call gave up is closed at once rather than leaked.
     opening.then(
       (ch) => {
@@ -443,7 +443,7 @@ export async function execOnConnection(
   let onDone: (() => void) | null = null;
   let closed = false;
   const channel = await abortable(
-    openExec({ conn } as Lease, command, (ch) => {
+    openExec(conn.client, command, (ch) => {
       ch.on('data', (d: Buffer) => {
         stdout.push(d);
       });

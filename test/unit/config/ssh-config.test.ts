@@ -1,6 +1,6 @@
 // ~/.ssh/config resolution: every case is checked against OpenSSH itself (`ssh -G -F file host`).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -229,12 +229,19 @@ describe('ssh_config details', () => {
     expect(() => readSshConfig(join(dir, 'loop'), { home: dir, localUser: 'me' })).toThrow(/nested more than 16/u);
   });
 
-  it('Match exec never matches: sshgate runs no command from the config', () => {
+  it.each([
+    ['Match exec "touch @MARKER@"'],
+    ['Match !exec "touch @MARKER@"'],
+    ['Match host h exec "touch @MARKER@"'],
+    ['Match tagged prod'],
+    ['Match !localnetwork 10.0.0.0/8'],
+  ])('%s never applies: sshgate runs no command from the config and cannot judge newer criteria', (line) => {
     const dir = tempDir();
     const marker = join(dir, 'ran');
     const ctx = { home: dir, localUser: 'me' };
-    const r = resolveSshConfig(parseSshConfig(`Match exec "touch ${marker}"\n  User viaexec\n`, ctx), 'h', ctx);
+    const r = resolveSshConfig(parseSshConfig(`${line.replace('@MARKER@', marker)}\n  User viaexec\n`, ctx), 'h', ctx);
     expect(r.user).toBe('me');
+    expect(existsSync(marker)).toBe(false);
   });
 
   it('an unknown % token and an unset ${VAR} are configuration errors', () => {
