@@ -160,8 +160,8 @@ export class ShellManager {
       };
       const session = host.platform === 'cli' ? new CliSession(id, host, this.pool, hooks) : new PosixSession(id, host, this.pool, hooks);
       const greeting = await session.start(signal);
-      if (session.isGone) throw new SshgateError('CONNECTION_LOST', `${host.alias}: the shell session ended while it was being opened (${session.goneReason ?? 'unknown reason'})`);
-      if (this.isShutDown) {
+      if (session.isGone()) throw new SshgateError('CONNECTION_LOST', `${host.alias}: the shell session ended while it was being opened (${session.goneReason ?? 'unknown reason'})`);
+      if (this.isShuttingDown()) {
         await session.terminate();
         throw new SshgateError('CONNECTION_LOST', 'sshgate is shutting down');
       }
@@ -180,10 +180,10 @@ export class ShellManager {
   }
 
   /** Runs a command; see {@link ShellFacade.sendShell}. */
-  send(host: ResolvedHost, id: string, command: string, options: { timeoutMs: number; maxOutputBytes: number }, signal: AbortSignal): Promise<ShellSendResult> {
+  async send(host: ResolvedHost, id: string, command: string, options: { timeoutMs: number; maxOutputBytes: number }, signal: AbortSignal): Promise<ShellSendResult> {
     const session = this.find(host, id);
-    return session.exclusive(signal, async () => {
-      if (session.isGone) throw this.notFound(host, id);
+    return await session.exclusive(signal, async () => {
+      if (session.isGone()) throw this.notFound(host, id);
       session.busy = true;
       session.clearIdle();
       try {
@@ -192,7 +192,7 @@ export class ShellManager {
         session.busy = false;
         session.commandsRun += 1;
         session.lastUsedAt = Date.now();
-        if (!session.isGone) this.armIdle(session);
+        if (!session.isGone()) this.armIdle(session);
       }
     });
   }
@@ -215,10 +215,15 @@ export class ShellManager {
     await Promise.all([...this.sessions.values()].map((s) => this.closeSession(s, 'sshgate shut down or the MCP client went away').catch(() => undefined)));
   }
 
+  /** Re-read after an await: close() may have run meanwhile. */
+  private isShuttingDown(): boolean {
+    return this.isShutDown;
+  }
+
   private find(host: ResolvedHost, id: string): ShellSession {
     const session = this.sessions.get(id);
     // Security: an id is bound to the host it was opened on; another host's id is reported like an unknown one.
-    if (session === undefined || session.host.alias !== host.alias || session.isGone) throw this.notFound(host, id);
+    if (session === undefined || session.host.alias !== host.alias || session.isGone()) throw this.notFound(host, id);
     return session;
   }
 
@@ -377,7 +382,7 @@ abstract class ShellSession {
   ) {}
 
   /** True once the session was closed (by us or by the remote side). */
-  get isGone(): boolean {
+  isGone(): boolean {
     return this.goneReason !== null || this.isChannelClosed;
   }
 
@@ -481,7 +486,7 @@ abstract class ShellSession {
   }
 
   protected result(fields: Omit<ShellSendResult, 'session_id' | 'session_open' | 'cwd' | 'prompt'>): ShellSendResult {
-    return { session_id: this.id, ...fields, session_open: !this.isGone, cwd: this.cwd, prompt: this.prompt };
+    return { session_id: this.id, ...fields, session_open: !this.isGone(), cwd: this.cwd, prompt: this.prompt };
   }
 }
 
@@ -675,7 +680,7 @@ class PosixSession extends ShellSession {
     };
     channel.write(posixFrame(command, marker));
     const done = (): boolean => endOut.found && endErr.found;
-    let outcome = await this.waitFor(done, options.timeoutMs, signal);
+    let outcome: WaitOutcome | 'stuck' = await this.waitFor(done, options.timeoutMs, signal);
     const isTimeout = outcome === 'timeout';
     const isCancel = outcome === 'aborted';
     let note: string | null = null;
@@ -828,7 +833,7 @@ export class TerminalLines {
       } else if (c === '\x1b') {
         const window = chars.slice(i, i + 64).join('');
         // eslint-disable-next-line no-control-regex -- terminal escape sequences.
-        const seq = /^\x1b(?:\[([0-?]*)[ -/]*([@-~])|\][^\x07\x1b]*(?:\x07|\x1b\\)|[ -/]*[0-~])/u.exec(window);
+        const seq = /^\x1b(?:\[([0-?]*)[ -/]*([@-~])|\][^\x07\x1b]*(?:\x07|\x1b\\)|[ -/]*[0-Z\\^-~])/u.exec(window);
         if (seq === null) {
           // eslint-disable-next-line no-control-regex -- terminal escape sequences.
           if (i + 64 >= chars.length && /^\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*|[ -/]*)$/u.test(window)) {

@@ -1,5 +1,6 @@
 // The files group: list, stat, read and write over SFTP, every path confined to the host's roots.
 import { createHash } from 'node:crypto';
+import picomatch from 'picomatch';
 import { z } from 'zod';
 import { invalidInput } from '../errors.js';
 import { defineTool } from './define-tool.js';
@@ -110,6 +111,10 @@ export const readFile = defineTool({
     offset: z.number().int().min(0).optional().describe('Byte offset to start at; not with start_line or line_count.'),
     max_bytes: z.number().int().min(1).optional().describe('Cap on bytes returned (default and ceiling: the server\'s limits.max_read_bytes).'),
     encoding: z.enum(['utf8', 'base64']).default('utf8'),
+    redact: z
+      .boolean()
+      .default(false)
+      .describe('Replace secret values with <redacted:sha256:XXXXXXXX len:N> markers, so two secrets can be told apart (the host may force this).'),
   }),
   output: z.object({
     path: z.string(),
@@ -124,6 +129,8 @@ export const readFile = defineTool({
     next_offset: z.number().nullable().describe('Byte offset to continue from after a truncated byte-range read.'),
   }),
   policy: ({ path }) => ({ paths: [{ path: policyPath(path), access: 'read' }] }),
+  // Secrets are always masked; digest markers when asked for, or when the host lists the path in redact_paths.
+  redaction: ({ path, redact }, host) => (redact || (host !== null && host.redactPaths.length > 0 && picomatch(host.redactPaths, { dot: true })(path)) ? 'digest' : 'kind'),
   async run(input, ctx) {
     if (input.offset !== undefined && (input.start_line !== undefined || input.line_count !== undefined)) {
       throw invalidInput('offset cannot be combined with start_line or line_count: use one kind of range');

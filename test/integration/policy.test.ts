@@ -43,6 +43,7 @@ beforeAll(async () => {
       noexec: { sshd, config: { allow_execute: false, allow_sftp_write: false } },
       readonly: { sshd, config: { tier: 'read', labels: ['ro'] } },
       throttled: { sshd, config: { rate: { per_minute: 2 } } },
+      vault: { sshd, config: { redact_paths: ['**/*.env', '**/secrets/**'] } },
     },
     config: {
       tier: 'exec',
@@ -210,6 +211,23 @@ describe('redaction', () => {
     expect(e.code).toBe('INVALID_INPUT');
     expect(e.message).toContain('redaction marker');
     expect(readFileSync(file, 'utf8')).toContain('hunter2-very-secret');
+  });
+
+  it('redact: true gives digest markers that tell two secrets apart; redact_paths forces it', async () => {
+    const file = join(root, 'two.conf');
+    writeFileSync(file, 'password=alpha-secret-1\napi_key=beta-secret-2\nother_password=alpha-secret-1\n');
+    const out = await h.ok<{ content: string }>('ssh_read_file', { host: 'confined', path: file, redact: true });
+    const markers = out.content.match(/<redacted:sha256:[0-9a-f]{8} len:\d+>/gu) ?? [];
+    expect(markers).toHaveLength(3);
+    expect(markers[0]).toBe(markers[2]);
+    expect(markers[0]).not.toBe(markers[1]);
+    expect(out.content).not.toContain('secret-1');
+    mkdirSync(join(base, 'secrets'), { recursive: true });
+    writeFileSync(join(base, 'secrets', 'db.txt'), 'password=gamma-secret-3\n');
+    const forced = await h.ok<{ content: string }>('ssh_read_file', { host: 'vault', path: join(base, 'secrets', 'db.txt') });
+    expect(forced.content).toMatch(/^password=<redacted:sha256:[0-9a-f]{8} len:14>\n$/u);
+    const plain = await h.ok<{ content: string }>('ssh_read_file', { host: 'confined', path: file });
+    expect(plain.content).toContain('password=<redacted:password>');
   });
 
   it('terminal control sequences are stripped from command output', async () => {
