@@ -26,6 +26,8 @@ export interface ExecOptions {
   stallTimeoutMs?: number;
   /** Opens a spool for the full output, called once when the output first goes past `maxOutputBytes`. */
   openSpool?: () => SpoolWriter;
+  /** The command only reads (sshgate's own fixed probes): repeat it on a new connection if the link drops. */
+  idempotent?: boolean;
   /** Called as output arrives (throttled by the caller): bytes so far and the last line seen. */
   onOutput?: (bytes: number, lastLine: string) => void;
 }
@@ -246,7 +248,10 @@ async function killProcessGroup(lease: Lease, pgid: number): Promise<boolean> {
  */
 export async function execCommand(pool: ConnectionPool, host: ResolvedHost, command: string, options: ExecOptions): Promise<ExecResult> {
   const remote = buildRemoteCommand(command, options);
-  return pool.withChannel(host, options.signal, async (lease) => {
+  return pool.withChannel(
+    host,
+    options.signal,
+    async (lease) => {
     const started = performance.now();
     const stdout = new HeadTailBuffer(options.maxOutputBytes);
     const stderr = new HeadTailBuffer(options.maxOutputBytes);
@@ -419,7 +424,9 @@ export async function execCommand(pool: ConnectionPool, host: ResolvedHost, comm
       else channel.end();
       if (signal.aborted) onAbort();
     });
-  });
+  },
+    { idempotent: options.idempotent === true },
+  );
 }
 
 /**

@@ -6,6 +6,7 @@ import type { Tier } from '../policy/tiers.js';
 import { templateOffered, templateParams, templateTier } from '../policy/templates.js';
 import { execCommand, type ExecResult } from './exec.js';
 import type { ConnectionPool } from './pool.js';
+import type { SFTPWrapper as SFTPWrapperLike } from 'ssh2';
 import type { Config } from '../config/schema.js';
 import type { ServerState } from './state.js';
 import { OutputSpool } from './spool.js';
@@ -197,6 +198,8 @@ export function createHostFacade(deps: FacadeDeps): HostFacade {
 
 function createBaseFacade(deps: FacadeDeps): BaseFacade {
   const { pool, signal } = deps;
+  // Reads change nothing, so a connection lost mid-read is retried on a new one (writes never are).
+  const readSftp = <T>(host: ResolvedHost, fn: (sftp: SFTPWrapperLike) => Promise<T>): Promise<T> => withSftp(pool, host, signal, fn, { idempotent: true });
   const spool = (): OutputSpool =>
     deps.state.get(
       'spool',
@@ -208,7 +211,7 @@ function createBaseFacade(deps: FacadeDeps): BaseFacade {
       // Waiting for a connection honours the signal itself, reporting CONNECT_TIMEOUT with the last error.
       const info = await pool.info(host, signal);
       const started = performance.now();
-      const result = await execCommand(pool, host, 'true', { maxOutputBytes: 4096, signal, exitGraceMs: 50 });
+      const result = await execCommand(pool, host, 'true', { maxOutputBytes: 4096, signal, exitGraceMs: 50, idempotent: true });
       const latency = performance.now() - started;
       if (result.exit_code !== 0) throw new SshgateError('REMOTE_FAILURE', `${host.alias}: the test command failed (exit ${result.exit_code ?? 'none'}): ${result.stderr.slice(0, 300)}`);
       return { reachable: true, latency_ms: Math.round(latency * 100) / 100, fingerprint: info.fingerprint, key_type: info.keyType, banner: info.banner };
@@ -237,7 +240,7 @@ function createBaseFacade(deps: FacadeDeps): BaseFacade {
     spool,
 
     listDirectory(host, path) {
-      return withSftp(pool, host, signal, async (sftp) => {
+      return readSftp(host, async (sftp) => {
         const real = await confineExisting(sftp, host, path);
         const list = await sftpOps.readdir(sftp, real);
         const entries = await Promise.all(
@@ -253,7 +256,7 @@ function createBaseFacade(deps: FacadeDeps): BaseFacade {
     },
 
     fileInfo(host, path, follow) {
-      return withSftp(pool, host, signal, async (sftp) => {
+      return readSftp(host, async (sftp) => {
         const lexical = lexicalPath(host, path);
         // The path itself is checked lexically; following a symlink must not lead out of the roots.
         const lst = await sftpOps.lstat(sftp, lexical);
@@ -274,7 +277,7 @@ function createBaseFacade(deps: FacadeDeps): BaseFacade {
     },
 
     readFile(host, path, options) {
-      return withSftp(pool, host, signal, async (sftp) => {
+      return readSftp(host, async (sftp) => {
         const real = await confineExisting(sftp, host, path);
         return readText(sftp, real, { ...options, hashLimitBytes: limits.hashLimitBytes, signal });
       });

@@ -221,8 +221,12 @@ export async function withSftp<T>(
   host: ResolvedHost,
   signal: AbortSignal,
   fn: (sftp: SFTPWrapper, conn: PooledConnection) => Promise<T>,
+  options: { idempotent?: boolean } = {},
 ): Promise<T> {
-  return pool.withChannel(host, signal, async (lease) => {
+  return pool.withChannel(
+    host,
+    signal,
+    async (lease) => {
     let sftp: SFTPWrapper;
     try {
       sftp = await abortable(lease.conn.sftp(), signal);
@@ -233,7 +237,9 @@ export async function withSftp<T>(
     }
     // An SFTP request the server never answers must not outlive the call's timeout.
     return abortable(fn(sftp, lease.conn), signal);
-  });
+    },
+    options,
+  );
 }
 
 /** The path rules of a host, in the shape the pure path policy takes. */
