@@ -78,6 +78,56 @@ async function benchSshgate(sshd, dir) {
   };
 }
 
+/** Broadcast to N hosts (one sshd each), and exec latency direct vs. through one jump host, through sshgate. */
+async function benchFleet(sshd, dir, count) {
+  const fleet = [];
+  for (let i = 0; i < count; i += 1) fleet.push(await startSshd({ address: `127.0.0.${101 + i}`, dir: join(dir, `fleet-${i}`), ...(benchUser ? { user: benchUser } : {}) }));
+  try {
+    const knownHosts = join(dir, 'fleet_known_hosts');
+    await writeFile(knownHosts, [sshd.knownHostsLine, ...fleet.map((f) => f.knownHostsLine)].join('\n') + '\n');
+    const hosts = { direct: { hostname: sshd.address, port: sshd.port, user: sshd.user, identity_file: sshd.clientKeyPath },
+      jumped: { hostname: sshd.address, port: sshd.port, user: sshd.user, identity_file: sshd.clientKeyPath, jump: 'direct' } };
+    fleet.forEach((f, i) => { hosts[`fleet${i}`] = { hostname: f.address, port: f.port, user: f.user, identity_file: f.clientKeyPath, labels: ['fleet'] }; });
+    const configPath = join(dir, 'fleet.yaml');
+    await writeFile(configPath, stringify({ tier: 'exec', known_hosts: { file: knownHosts }, audit: { path: join(dir, 'fleet-audit.jsonl') }, hosts }));
+    const transport = new StdioClientTransport({ command: process.execPath, args: [join(root, 'dist', 'main.js'), 'serve', '--config', configPath], stderr: 'ignore' });
+    const client = new Client({ name: 'bench-fleet', version: '1' });
+    await client.connect(transport);
+    const call = (name, args) => client.callTool({ name, arguments: args }, { timeout: 600_000 });
+    // Warm every connection, then time one call per host: the slowest single call is the yardstick.
+    await call('ssh_broadcast', { command: 'true', labels: ['fleet'], concurrency: count });
+    const singles = [];
+    for (let i = 0; i < count; i += 1) {
+      const t = performance.now();
+      await call('ssh_exec', { host: `fleet${i}`, command: 'echo hi' });
+      singles.push(performance.now() - t);
+    }
+    const b0 = performance.now();
+    const b = await call('ssh_broadcast', { command: 'echo hi', labels: ['fleet'], concurrency: count });
+    const broadcastMs = performance.now() - b0;
+    const lat = async (host) => {
+      await call('ssh_exec', { host, command: 'echo warm' });
+      const xs = [];
+      for (let i = 0; i < 100; i += 1) {
+        const t = performance.now();
+        await call('ssh_exec', { host, command: 'echo hi' });
+        xs.push(performance.now() - t);
+      }
+      return stats(xs);
+    };
+    const direct = await lat('direct');
+    const jumped = await lat('jumped');
+    await client.close();
+    const slowest = Math.max(...singles);
+    return {
+      broadcast: { hosts: count, wall_ms: Math.round(broadcastMs), slowest_single_call_ms: Math.round(slowest * 100) / 100, ratio_to_slowest: ratio(broadcastMs, slowest), ok: b.structuredContent?.ok_count ?? null },
+      jump: { direct_p50_ms: direct.p50, via_one_jump_p50_ms: jumped.p50, direct, via_one_jump: jumped, ratio_p50: ratio(jumped.p50, direct.p50) },
+    };
+  } finally {
+    for (const f of fleet) await f.stop();
+  }
+}
+
 async function benchOpenSsh(sshd, dir) {
   const sock = join(dir, 'cm.sock');
   const base = ['-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${sshd.knownHostsPath}`, '-o', 'StrictHostKeyChecking=yes', '-i', sshd.clientKeyPath, '-p', String(sshd.port)];
@@ -145,11 +195,14 @@ try {
   log('OpenSSH done');
   const sshgate = await benchSshgate(sshd, dir);
   log('sshgate done');
+  const fleet = await benchFleet(sshd, dir, Number(process.env.BENCH_FLEET ?? 20));
+  log('fleet done');
   const out = {
     machine: { node: process.version, cpus: (await import('node:os')).cpus().length, login_user: sshd.user, sequential_calls: SEQ },
     sshgate,
     openssh_controlmaster: openssh,
     bare_ssh2_nodelay: bare,
+    fleet,
     ratios: {
       exec_p50_vs_bare_ssh2: ratio(sshgate.exec_latency_ms.p50, bare.exec_latency_ms.p50),
       exec_p50_vs_openssh: ratio(sshgate.exec_latency_ms.p50, openssh.exec_latency_ms.p50),

@@ -120,6 +120,8 @@ const PID_MARK = '\u001esshgate-pid:';
  */
 class StderrPidSniffer {
   pid: number | null = null;
+  /** `$BASH_VERSION` of the login shell ('' when it is not bash), or null before the marker arrived. */
+  bashVersion: string | null = null;
   private pending: Buffer | null = Buffer.alloc(0);
 
   constructor(private readonly sink: (chunk: Buffer) => void) {}
@@ -132,9 +134,10 @@ class StderrPidSniffer {
     const data = Buffer.concat([this.pending, chunk]);
     const text = data.toString('latin1');
     // eslint-disable-next-line no-control-regex -- the marker is framed by ASCII record separators on purpose.
-    const match = /\u001esshgate-pid:(\d+)\u001e/u.exec(text);
+    const match = /\u001esshgate-pid:(\d+):([^\u001e]*)\u001e/u.exec(text);
     if (match !== null) {
       this.pid = Number(match[1]);
+      this.bashVersion = match[2] ?? '';
       this.pending = null;
       const before = data.subarray(0, match.index);
       const after = data.subarray(match.index + match[0].length);
@@ -164,13 +167,16 @@ class StderrPidSniffer {
  * login shell is: dash, for one, reads `echo $'\''; rm -rf /; echo \'` as three commands where bash sees one.
  * `exec` keeps the pid (and so the process group). A host without bash fails with exit 127.
  */
-export function buildRemoteCommand(command: string, options: Pick<ExecOptions, 'cwd' | 'env'>): string {
-  const parts = [`printf '\\036sshgate-pid:%s\\036' "$$" >&2`];
+export function buildRemoteCommand(command: string, options: Pick<ExecOptions, 'cwd' | 'env'>, loginShellIsBash = false): string {
+  const parts = [`printf '\\036sshgate-pid:%s:%s\\036' "$$" "\${BASH_VERSION-}" >&2`];
   if (options.cwd !== undefined) parts.push(`cd -- ${shellQuote(options.cwd)} || exit 126`);
   for (const [name, value] of Object.entries(options.env ?? {})) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/u.test(name)) throw new SshgateError('INVALID_INPUT', `env: ${JSON.stringify(name)} is not a valid variable name`);
     parts.push(`export ${name}=${shellQuote(value)}`);
   }
+  // When the login shell is bash (learned from the marker on this connection), the command follows on its own
+  // line and bash parses it exactly as it would under `bash -c`; otherwise bash is started for it.
+  if (loginShellIsBash) return `${parts.join('; ')}\n${command}`;
   parts.push(`exec bash -c ${shellQuote(command)}`);
   return parts.join('; ');
 }
@@ -247,7 +253,8 @@ async function killProcessGroup(lease: Lease, pgid: number): Promise<boolean> {
  *   command's outcome is unknown), CANCELLED, or the pool's connect errors.
  */
 export async function execCommand(pool: ConnectionPool, host: ResolvedHost, command: string, options: ExecOptions): Promise<ExecResult> {
-  const remote = buildRemoteCommand(command, options);
+  // Validates the environment names before anything is sent.
+  buildRemoteCommand(command, options);
   return pool.withChannel(
     host,
     options.signal,
@@ -308,6 +315,7 @@ export async function execCommand(pool: ConnectionPool, host: ResolvedHost, comm
         else onClose();
       });
     };
+    const remote = buildRemoteCommand(command, options, lease.conn.loginShellIsBash === true);
     const opening = openExec(lease.conn.client, remote, wire);
     // A channel that opens after the call gave up is closed at once rather than leaked.
     opening.then(
@@ -329,6 +337,7 @@ export async function execCommand(pool: ConnectionPool, host: ResolvedHost, comm
 
       const result = (timedOut: boolean): ExecResult => {
         sniffer.flush();
+        if (sniffer.bashVersion !== null) lease.conn.loginShellIsBash = sniffer.bashVersion !== '';
         if (stallTimer !== null) clearTimeout(stallTimer);
         const spooled = spool;
         spooled?.finish();

@@ -83,6 +83,8 @@ export class PooledConnection {
   channelLimit: number;
   alive = true;
   lastUsed = Date.now();
+  /** Whether the account's login shell is bash (learned from the first command's marker), null until known. */
+  loginShellIsBash: boolean | null = null;
   private sftpSession: Promise<SFTPWrapper> | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
 

@@ -20,7 +20,7 @@ export const DEFAULT_SEND_TIMEOUT_MS = 60_000;
  */
 export const SHELL_INTERRUPT_GRACE_MS = 15_000;
 /** A prompt-looking last line ends a read only after nothing else arrived for this long (see {@link CliSession}). */
-export const PROMPT_SETTLE_MS = 100;
+const PROMPT_SETTLE_MS = 100;
 /** How long a new session may take to become ready (the POSIX handshake, a device's first prompt). */
 const OPEN_TIMEOUT_MS = 20_000;
 /** Output that arrives between commands (background jobs, device log lines), kept for the next command. */
@@ -502,13 +502,17 @@ abstract class ShellSession {
 const POSIX_LAUNCH = `exec bash --noprofile --norc -c 'exec -a sshgate-shell bash --noprofile --norc'`;
 
 /**
- * Sent once when the session starts. SIGINT and SIGTERM make the shell `return` from the running command (so an
- * interrupted `sleep 9; echo after` stops as a whole and a loop of builtins stops too) with 130 or 143, instead of
- * killing the shell; the message `return` prints when no command runs is discarded. Children get the default
- * dispositions back (trapped signals are reset on exec).
+ * SIGINT and SIGTERM make the shell `return` from the running command with 130 or 143 instead of killing the shell,
+ * so an interrupted `sleep 9; echo after` stops as a whole and a loop of builtins stops too; the message `return`
+ * prints when no command runs is discarded. Children get the default dispositions back (trapped signals are reset on
+ * exec). The traps are set again before every command: after a trap `return`s out of the wait for a child, bash 5.2
+ * leaves SIGINT on its wait handler, and a later loop of builtins would ignore SIGINT.
  */
+const POSIX_TRAPS = `trap 'return 130 2>/dev/null' INT; trap 'return 143 2>/dev/null' TERM`;
+
+/** Sent once when the session starts: the traps, then a ready marker with the shell's pid and working directory. */
 function posixInit(tag: string): string {
-  return `trap 'return 130 2>/dev/null' INT; trap 'return 143 2>/dev/null' TERM; printf '\\036R${tag}:%s:%s\\036\\n' "$$" "$PWD"\n`;
+  return `${POSIX_TRAPS}; printf '\\036R${tag}:%s:%s\\036\\n' "$$" "$PWD"\n`;
 }
 
 /**
@@ -517,10 +521,11 @@ function posixInit(tag: string): string {
  * stdin is the here-string, already read to its end, so `cat` or `read` get end-of-file instead of eating the
  * frames that follow. `2>&1` keeps stdout and stderr in the order they were written. Then `$?` and `$PWD` go out in
  * a marker on stdout (after a newline of our own, removed again) and a marker on stderr, so both streams are known
- * to be complete. The marker is 96 random bits per command: output cannot forge it.
+ * to be complete. The marker is 96 random bits per command: output cannot forge it. The traps come first (see
+ * {@link POSIX_TRAPS}).
  */
 function posixFrame(command: string, marker: string): string {
-  return `. /dev/stdin <<< ${shellQuote(command)} 2>&1; printf '\\n\\036E${marker}:%d:%s\\036\\n' "$?" "$PWD"; printf '\\036E${marker}\\036' >&2\n`;
+  return `${POSIX_TRAPS}; . /dev/stdin <<< ${shellQuote(command)} 2>&1; printf '\\n\\036E${marker}:%d:%s\\036\\n' "$?" "$PWD"; printf '\\036E${marker}\\036' >&2\n`;
 }
 
 /**
@@ -540,6 +545,12 @@ export class MarkerScanner {
 
   get found(): boolean {
     return this.match !== null;
+  }
+
+  /** Passes on what was held back (the stream ended without the marker). */
+  flush(): void {
+    if (this.match === null && this.pending.length > 0) this.sink(this.pending);
+    this.pending = Buffer.alloc(0);
   }
 
   push(chunk: Buffer): void {
@@ -604,12 +615,9 @@ class PosixSession extends ShellSession {
   private readonly strayErr = new StrayBytes();
 
   async start(signal: AbortSignal): Promise<{ output: string; note: string | null }> {
-    const channel = await holdChannel(this.pool, this.host, signal, { kind: 'exec', command: POSIX_LAUNCH }, (ch) => {
-      this.wire(ch);
-    });
-    this.channel = channel;
     const tag = token(12);
-    // Whatever the login scripts print before the handshake is dropped (stderr is kept for the error message).
+    // Whatever the login scripts print before the handshake is dropped (stderr is kept for the error message); the
+    // sinks are in place before the channel opens, as output may come with the open confirmation.
     const ready = new MarkerScanner(`\x1eR${tag}:`, new RegExp(`\\x1eR${tag}:(\\d+):([^\\x1e]*)\\x1e\\n`, 'u'), () => undefined);
     const early = new HeadTailBuffer(2048);
     this.stdoutSink = (chunk) => {
@@ -618,6 +626,10 @@ class PosixSession extends ShellSession {
     this.stderrSink = (chunk) => {
       early.push(chunk);
     };
+    const channel = await holdChannel(this.pool, this.host, signal, { kind: 'exec', command: POSIX_LAUNCH }, (ch) => {
+      this.wire(ch);
+    });
+    this.channel = channel;
     channel.write(posixInit(tag));
     const outcome = await this.waitFor(() => ready.found, OPEN_TIMEOUT_MS, signal);
     this.stdoutSink = null;
@@ -696,6 +708,8 @@ class PosixSession extends ShellSession {
     }
     this.stdoutSink = null;
     this.stderrSink = null;
+    endOut.flush();
+    endErr.flush();
     this.strayOut.push(endOut.rest);
     this.strayErr.push(endErr.rest);
     let exitCode: number | null = null;
@@ -732,9 +746,10 @@ class PosixSession extends ShellSession {
 
   /**
    * Interrupts the running command, escalating: 1. SIGINT to the session's process group through an SSH signal
-   * request (OpenSSH runs killpg on the session leader); 2. the same with `kill` over a second channel, for servers
-   * that ignore signal requests; 3. SIGTERM both ways. Background jobs ignore SIGINT (non-interactive bash starts them
-   * so), like Ctrl-C in a terminal; SIGTERM reaches them. Returns 'stuck' when the frame never completed.
+   * request (OpenSSH runs killpg on the session leader; it refuses for root logins: "session signalling requires
+   * privilege separation"); 2. the same with `kill` over a second channel; 3. SIGTERM both ways. Background jobs
+   * ignore SIGINT (non-interactive bash starts them so), like Ctrl-C in a terminal; SIGTERM reaches them.
+   * Returns 'stuck' when the frame never completed.
    */
   private async interrupt(done: () => boolean): Promise<'done' | 'closed' | 'stuck'> {
     const steps: [() => Promise<void>, number][] = [
@@ -743,7 +758,7 @@ class PosixSession extends ShellSession {
           this.channel?.signal('INT');
           return Promise.resolve();
         },
-        1000,
+        300,
       ],
       [() => this.killGroup('INT'), 1000],
       [
@@ -774,10 +789,11 @@ class PosixSession extends ShellSession {
     const channel = this.channel;
     if (channel === null || this.isChannelClosed) return;
     // Security: the whole process group goes, background jobs started in the session included, not just bash.
-    // The line is read once no command runs; the signal request acts at once where the server supports it.
+    // An idle shell reads the line at once, a busy one only after its command; the signal request acts at once
+    // where the server honours it (not for root logins on OpenSSH), else `kill` runs over a second channel.
     channel.write('kill -KILL 0\n');
     channel.signal('KILL');
-    if (await this.waitClosed(1500)) return;
+    if (await this.waitClosed(this.busy ? 200 : 1500)) return;
     await this.killGroup('KILL');
     channel.close();
     await this.waitClosed(1000);
@@ -789,8 +805,9 @@ class PosixSession extends ShellSession {
 
 /**
  * A one-line terminal model for PTY output, so that what a device draws comes out as the text a person would read:
- * CR returns to the start of the line and later characters overwrite, BS moves back, `ESC [ K` erases to the end of
- * the line, other escape sequences and control characters (but tab) are dropped, LF ends the line. CRLF, CR CR LF
+ * CR returns to the start of the line and later characters overwrite, BS and `ESC [ n D` move back, `ESC [ n C` and
+ * `ESC [ n G` move forward or to a column, `ESC [ K` erases in the line, other escape sequences and control characters
+ * (but tab) are dropped, LF ends the line. CRLF, CR CR LF
  * and LF all end a line alike. Lines that were drawn over lose their trailing blanks (a pager prompt erased with
  * spaces leaves none behind).
  */
@@ -842,7 +859,7 @@ export class TerminalLines {
           }
           continue;
         }
-        if (seq[2] === 'K') this.eraseLine(seq[1] ?? '');
+        this.control(seq[2], seq[1] ?? '');
         i += Array.from(seq[0]).length - 1;
       } else if (c === '\t' || !(c < ' ' || (c >= '\x7f' && c <= '\x9f'))) {
         if (this.col < this.line.length) {
@@ -857,11 +874,18 @@ export class TerminalLines {
     }
   }
 
-  private eraseLine(param: string): void {
-    this.isRewritten = true;
-    if (param === '' || param === '0') this.line.length = Math.min(this.line.length, this.col);
-    else if (param === '1') for (let i = 0; i < Math.min(this.col + 1, this.line.length); i += 1) this.line[i] = ' ';
-    else this.line = [];
+  /** The CSI sequences that change the line: cursor back (D), forward (C), to a column (G), erase in line (K). */
+  private control(final: string | undefined, param: string): void {
+    const n = Math.max(1, Number.parseInt(param, 10) || 1);
+    if (final === 'D') this.col = Math.max(0, this.col - n);
+    else if (final === 'C') this.col += n;
+    else if (final === 'G') this.col = n - 1;
+    else if (final === 'K') {
+      this.isRewritten = true;
+      if (param === '' || param === '0') this.line.length = Math.min(this.line.length, this.col);
+      else if (param === '1') for (let i = 0; i < Math.min(this.col + 1, this.line.length); i += 1) this.line[i] = ' ';
+      else this.line = [];
+    }
   }
 }
 
@@ -884,13 +908,14 @@ class CliSession extends ShellSession {
   }
 
   async start(signal: AbortSignal): Promise<{ output: string; note: string | null }> {
+    // The banner may come with the open confirmation: the collector is in place before the channel opens.
+    const greeting = new HeadTailBuffer(8192);
+    this.collector = { out: greeting, echo: null };
     // A wide terminal keeps devices from wrapping long lines (and echoes) with their own line breaks.
     const channel = await holdChannel(this.pool, this.host, signal, { kind: 'pty', window: { term: 'vt100', rows: 24, cols: 511, height: 0, width: 0 } }, (ch) => {
       this.wire(ch);
     });
     this.channel = channel;
-    const greeting = new HeadTailBuffer(8192);
-    this.collector = { out: greeting, echo: null };
     let outcome = await this.waitFor(() => this.isPromptReady, 2000, signal);
     if (outcome === 'timeout') {
       // Some devices draw their prompt only after a key press; an empty line runs nothing.

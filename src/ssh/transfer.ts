@@ -18,6 +18,7 @@ import type { FacadeDeps } from './facade.js';
 import { mapSftpError } from './map-error.js';
 import { personalityOf } from './personality.js';
 import { abortable, ChannelOpenError, classifyOpenError, signalError, type Lease } from './pool.js';
+import { inlineHash, sharedBuffer, workerHash, type StreamHash } from './stream-hash.js';
 import { assertAllowed, confineEntry, confineExisting, isAllowed, isNotFound, lexicalPath, sftpOps, VERIFY_DIGEST_MAX_BYTES } from './sftp.js';
 
 /** What a transfer call asks for. */
@@ -740,10 +741,12 @@ class ChunkPool {
   constructor(
     readonly size: number,
     private readonly keep: number,
+    /** Allocate in shared memory, which the hash worker reads without a copy. */
+    private readonly shared = false,
   ) {}
 
   take(): Buffer {
-    return this.free.pop() ?? Buffer.allocUnsafe(this.size);
+    return this.free.pop() ?? (this.shared ? sharedBuffer(this.size) : Buffer.allocUnsafe(this.size));
   }
 
   give(buffer: Buffer): void {
@@ -826,22 +829,26 @@ interface CopyContext {
 /** Requests grouped into one write call (one local system call, one corked socket write). */
 const WRITE_GROUP = 4;
 
-/** Copies from `start` to end of file with reads and writes in flight; returns the end position. */
-async function pump(c: CopyContext, reader: ReadableFile, writer: WritableFile, start: number, hash: Hash | null): Promise<number> {
-  const chunks = new ChunkPool(c.chunk, c.concurrency * 2);
+/**
+ * Copies from `start` to end of file with reads and writes in flight, hashing on the way; returns the end
+ * position. A buffer is reused once its write is acknowledged and the hash consumed it.
+ */
+async function pump(c: CopyContext, reader: ReadableFile, writer: WritableFile, start: number, hash: StreamHash | null): Promise<number> {
+  const chunks = new ChunkPool(c.chunk, c.concurrency * 2, true);
   const writes: { done: Promise<void>; length: number; backings: Buffer[] }[] = [];
   let inFlight = 0;
-  let group: { data: Buffer; backing: Buffer }[] = [];
+  let group: { data: Buffer; backing: Buffer; hashed: Promise<void> | null }[] = [];
   let groupStart = start;
   let position = start;
   const flush = (): void => {
     if (group.length === 0) return;
     const pieces = group.map((g) => g.data);
     const at = groupStart;
-    let done: Promise<void> = Promise.resolve();
+    let written: Promise<void> = Promise.resolve();
     c.dst.batch(() => {
-      done = writer.writeAt(at, pieces);
+      written = writer.writeAt(at, pieces);
     });
+    const done = Promise.all([written, ...group.map((g) => g.hashed)]).then(noop);
     done.catch(noop);
     writes.push({ done, length: pieces.reduce((n, b) => n + b.length, 0), backings: group.map((g) => g.backing) });
     inFlight += group.length;
@@ -860,9 +867,10 @@ async function pump(c: CopyContext, reader: ReadableFile, writer: WritableFile, 
       c.src.batch(issue);
     } });
     for await (const { data, backing } of reads) {
-      hash?.update(data);
+      const hashed = hash === null ? null : hash.update(data);
+      hashed?.catch(noop);
       if (group.length === 0) groupStart = position;
-      group.push({ data, backing });
+      group.push({ data, backing, hashed });
       position += data.length;
       if (group.length >= WRITE_GROUP) flush();
       while (inFlight >= c.concurrency) await settleOldest();
@@ -889,7 +897,7 @@ async function verifiedPrefix(c: CopyContext, source: string, sourceSize: number
     const [mine, theirs] = await Promise.all([c.src.digest(source, length), c.dst.digest(partial, length)]);
     if (mine.sha256 === theirs.sha256) return { length, hash: mine.hash };
   }
-  return { length: 0, hash: createHash('sha256') };
+  return { length: 0, hash: null };
 }
 
 interface CopyJob {
@@ -922,10 +930,11 @@ async function copyFile(c: CopyContext, job: CopyJob): Promise<TransferredFile> 
   const dir = c.dst.dirname(job.destination);
   const tmp = c.dst.join(dir, tempName(c.dst.basename(job.destination), c.options.resume));
   let writer: WritableFile | null = null;
+  let streamHash: StreamHash | null = null;
   let written = 0;
   try {
     let start = 0;
-    let hash: Hash | null = createHash('sha256');
+    let hash: StreamHash | null = null;
     if (c.options.resume) {
       const partial = await c.dst.lstat(tmp);
       if (partial !== null && partial.kind !== 'file') {
@@ -935,14 +944,17 @@ async function copyFile(c: CopyContext, job: CopyJob): Promise<TransferredFile> 
         writer = await c.dst.create(tmp);
       } else {
         writer = await c.dst.reopen(tmp);
-        const kept = partial.size > 0 ? await verifiedPrefix(c, job.source, reader.size, tmp, partial.size) : { length: 0, hash };
+        const kept = partial.size > 0 ? await verifiedPrefix(c, job.source, reader.size, tmp, partial.size) : { length: 0, hash: null };
         start = kept.length;
-        hash = kept.hash;
+        // The source's hash state after the prefix continues here; a digest the host computed has none.
+        if (start > 0) hash = kept.hash === null ? null : inlineHash(kept.hash);
         if (partial.size !== start) await writer.truncate(start);
       }
     } else {
       writer = await c.dst.create(tmp);
     }
+    if (start === 0) hash = workerHash();
+    streamHash = hash;
     written = start;
     c.onBytes(start, false);
     const end = await pump(
@@ -969,7 +981,8 @@ async function copyFile(c: CopyContext, job: CopyJob): Promise<TransferredFile> 
       throw new SshgateError(c.dst.failureCode, `short write to ${job.destination} (${c.dst.label}): ${onDisk} of ${end} bytes reached the disk (disk full?); the destination was not touched`);
     }
     await writer.close();
-    let sha256 = hash === null ? null : hash.digest('hex');
+    let sha256 = hash === null ? null : await hash.digest();
+    streamHash = null;
     let verified: TransferredFile['verified'] = 'size';
     if (sha256 === null || c.options.verifySha256 || end <= VERIFY_DIGEST_MAX_BYTES) {
       const [back, fromSource] = await Promise.all([c.dst.digest(tmp, end), sha256 === null ? c.src.digest(job.source, end) : Promise.resolve({ sha256 })]);
@@ -988,6 +1001,7 @@ async function copyFile(c: CopyContext, job: CopyJob): Promise<TransferredFile> 
     await c.dst.rename(tmp, job.destination, c.options.overwrite);
     return { source: job.source, destination: job.destination, bytes: end, sha256, resumed_from: start, verified };
   } catch (err) {
+    streamHash?.drop();
     const lost = isSshgateError(err, 'CONNECTION_LOST') && !c.signal.aborted;
     if (writer !== null) {
       const cleanup = async (): Promise<void> => {
