@@ -59,6 +59,17 @@ async function benchSshgate(sshd, dir) {
     lat.push(performance.now() - s);
     if (r.isError) throw new Error(JSON.stringify(r.content));
   }
+  // Persistent shell round trip (ssh_send_shell on an open posix session).
+  const opened = await client.callTool({ name: 'ssh_open_shell', arguments: { host: 'bench' } });
+  const sessionId = opened.structuredContent?.session_id;
+  const shellLat = [];
+  for (let i = 0; i < 100 && sessionId; i += 1) {
+    const s = performance.now();
+    await client.callTool({ name: 'ssh_send_shell', arguments: { host: 'bench', session_id: sessionId, command: 'echo hi' } });
+    shellLat.push(performance.now() - s);
+  }
+  if (sessionId) await client.callTool({ name: 'ssh_close_shell', arguments: { host: 'bench', session_id: sessionId } });
+
   const c0 = performance.now();
   const conc = await Promise.all(Array.from({ length: CONC }, () => call('echo hi').catch((e) => ({ isError: true, content: String(e) }))));
   const concMs = Math.round(performance.now() - c0);
@@ -73,6 +84,7 @@ async function benchSshgate(sshd, dir) {
   return {
     startup_to_tools_list_ms: startupMs,
     exec_latency_ms: stats(lat),
+    shell_round_trip_ms: shellLat.length > 0 ? stats(shellLat) : null,
     concurrent_64: { wall_ms: concMs, errors: concErrors },
     output_50mb: { wall_ms: bigMs, server_peak_rss_mb: rss, bytes_returned: returned, truncated: big.structuredContent?.truncated ?? null },
   };
