@@ -209,12 +209,16 @@ try {
   log('sshgate done');
   const fleet = await benchFleet(sshd, dir, Number(process.env.BENCH_FLEET ?? 20));
   log('fleet done');
+  // 256 MiB download and upload through the tools, next to OpenSSH sftp and scp (bench/transfer.mjs).
+  const transfers = await (await import('./transfer.mjs')).benchTransfers(sshd, dir);
+  log('transfers done');
   const out = {
     machine: { node: process.version, cpus: (await import('node:os')).cpus().length, login_user: sshd.user, sequential_calls: SEQ },
     sshgate,
     openssh_controlmaster: openssh,
     bare_ssh2_nodelay: bare,
     fleet,
+    transfers,
     ratios: {
       exec_p50_vs_bare_ssh2: ratio(sshgate.exec_latency_ms.p50, bare.exec_latency_ms.p50),
       exec_p50_vs_openssh: ratio(sshgate.exec_latency_ms.p50, openssh.exec_latency_ms.p50),

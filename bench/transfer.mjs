@@ -5,8 +5,8 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Client } from '@modelcontextprotocol/client';
@@ -105,8 +105,11 @@ function openSsh(sshd) {
  * scratch files under `dir`. `mainJs` is the built server (default dist/main.js). Returns JSON figures.
  */
 export async function benchTransfers(sshd, dir, { mainJs = join(root, 'dist', 'main.js'), mib = Number(process.env.BENCH_TRANSFER_MIB ?? 256), runs = Number(process.env.BENCH_TRANSFER_RUNS ?? 3) } = {}) {
-  const work = join(dir, 'transfer');
+  // A login user other than ours (BENCH_USER) must reach the files: then a world-writable scratch directory.
+  const otherUser = sshd.user !== userInfo().username;
+  const work = otherUser ? await mkdtemp(join(tmpdir(), 'sshgate-bench-transfer-')) : join(dir, 'transfer');
   await mkdir(work, { recursive: true });
+  if (otherUser) await chmod(work, 0o777);
   const source = join(work, 'source.bin');
   const expected = await writeTestFile(source, mib);
   const configPath = join(work, 'config.yaml');
@@ -188,7 +191,6 @@ export async function benchTransfers(sshd, dir, { mainJs = join(root, 'dist', 'm
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const dist = process.env.SSHGATE_DIST ?? join(root, 'dist');
   const { startSshd } = await import(pathToFileURL(join(dist, 'testing', 'sshd.js')).href);
-  const { mkdtemp } = await import('node:fs/promises');
   const dir = await mkdtemp(join(tmpdir(), 'sshgate-bench-transfer-'));
   const sshd = await startSshd({ address: process.env.BENCH_ADDRESS ?? '127.0.0.1', dir: join(dir, 'sshd'), ...(process.env.BENCH_USER ? { user: process.env.BENCH_USER } : {}) });
   try {

@@ -98,6 +98,9 @@ export interface Connection {
   info: ConnectionInfo;
 }
 
+/** Cipher order offered to the server (the server picks the first of ours it supports). */
+const CIPHER_PREFERENCE = ['aes256-gcm@openssh.com', 'aes128-gcm@openssh.com', 'aes128-ctr', 'aes192-ctr', 'aes256-ctr', 'chacha20-poly1305@openssh.com'];
+
 const keyCache = new Map<string, { mtimeMs: number; key: ParsedKey }>();
 
 async function loadPrivateKey(path: string, passphrase: string | undefined, alias: string): Promise<ParsedKey> {
@@ -350,7 +353,12 @@ export async function openConnection(
       keepaliveInterval: host.keepaliveIntervalMs ?? settings.keepaliveIntervalMs,
       keepaliveCountMax: host.keepaliveCountMax ?? settings.keepaliveCountMax,
       readyTimeout: host.connectTimeoutMs ?? settings.connectTimeoutMs,
-      ...(hostKeyAlgorithms === undefined ? {} : { algorithms: { serverHostKey: hostKeyAlgorithms as never } }),
+      algorithms: {
+        // ssh2 offers aes128-gcm first; measured here (Node 24, no native binding), aes256-gcm moves 370-520 MiB/s at
+        // half the CPU of aes128-gcm (90-330 MiB/s). chacha20-poly1305 runs in JavaScript at ~47 MiB/s: last.
+        cipher: CIPHER_PREFERENCE as never,
+        ...(hostKeyAlgorithms === undefined ? {} : { serverHostKey: hostKeyAlgorithms as never }),
+      },
     });
   });
 }

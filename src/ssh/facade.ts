@@ -15,7 +15,7 @@ import { createTransferFacade, type TransferFacade } from './transfer.js';
 import { createJobsFacade, type JobsFacade } from './jobs.js';
 import { createShellFacade, type ShellFacade } from './shell-session.js';
 import { createSudoFacade, type SudoFacade } from './sudo.js';
-import { confineExisting, confineForWrite, lexicalPath, readText, sftpOps, withSftp, writeAtomic, type ReadOutcome, type WriteOutcome } from './sftp.js';
+import { fileKindOfMode, confineExisting, confineForWrite, lexicalPath, readText, sftpOps, withSftp, writeAtomic, type ReadOutcome, type WriteOutcome } from './sftp.js';
 
 /** A configured host as the model may see it (no secrets, no key paths). */
 export interface HostSummary {
@@ -86,26 +86,7 @@ export interface FileInfo extends DirectoryEntry {
   target_type: DirectoryEntry['type'] | null;
 }
 
-function fileType(mode: number): DirectoryEntry['type'] {
-  switch (mode & 0o170000) {
-    case 0o100000:
-      return 'file';
-    case 0o040000:
-      return 'directory';
-    case 0o120000:
-      return 'symlink';
-    case 0o010000:
-      return 'fifo';
-    case 0o140000:
-      return 'socket';
-    case 0o060000:
-      return 'block';
-    case 0o020000:
-      return 'char';
-    default:
-      return 'other';
-  }
-}
+const fileType = fileKindOfMode;
 
 /** `rwxr-x---` style rendering of permission bits, with setuid/setgid/sticky as `ls -l` shows them. */
 export function permissionString(mode: number): string {

@@ -29,6 +29,7 @@ import {
   readChunks,
   sftpOps,
   withSftp,
+  fileKindOfMode,
   writeAtomic,
   writeAtomicWith,
   type FillResult,
@@ -177,26 +178,7 @@ const REMOVE_LIST_MAX = 500;
 /** Requests in flight when removing or copying many entries. */
 const TREE_CONCURRENCY = 16;
 
-function entryType(mode: number): EntryType {
-  switch (mode & 0o170000) {
-    case 0o100000:
-      return 'file';
-    case 0o040000:
-      return 'directory';
-    case 0o120000:
-      return 'symlink';
-    case 0o010000:
-      return 'fifo';
-    case 0o140000:
-      return 'socket';
-    case 0o060000:
-      return 'block';
-    case 0o020000:
-      return 'char';
-    default:
-      return 'other';
-  }
-}
+const entryType: (mode: number) => EntryType = fileKindOfMode;
 
 function octal(mode: number): string {
   return (mode & 0o7777).toString(8).padStart(4, '0');

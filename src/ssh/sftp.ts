@@ -936,6 +936,31 @@ export async function readText(sftp: SFTPWrapper, path: string, options: ReadOpt
   }
 }
 
+/** The kind of file a POSIX mode describes (the S_IFMT bits, POSIX.1 <sys/stat.h>). */
+export type FileKind = 'file' | 'directory' | 'symlink' | 'fifo' | 'socket' | 'block' | 'char' | 'other';
+
+/** Maps the S_IFMT bits of `mode` to a {@link FileKind}. */
+export function fileKindOfMode(mode: number): FileKind {
+  switch (mode & 0o170000) {
+    case 0o100000:
+      return 'file';
+    case 0o040000:
+      return 'directory';
+    case 0o120000:
+      return 'symlink';
+    case 0o010000:
+      return 'fifo';
+    case 0o140000:
+      return 'socket';
+    case 0o060000:
+      return 'block';
+    case 0o020000:
+      return 'char';
+    default:
+      return 'other';
+  }
+}
+
 /** True when `err` is an SFTP "no such file" error. */
 export function isNotFound(err: unknown): boolean {
   return (err instanceof SshgateError && err.code === 'REMOTE_NOT_FOUND') || (err as { code?: number } | null)?.code === SFTP_NO_SUCH_FILE;

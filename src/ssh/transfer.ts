@@ -18,7 +18,6 @@ import type { FacadeDeps } from './facade.js';
 import { mapSftpError } from './map-error.js';
 import { personalityOf } from './personality.js';
 import { abortable, ChannelOpenError, classifyOpenError, signalError, type Lease } from './pool.js';
-import { inlineHash, sharedBuffer, workerHash, type StreamHash } from './stream-hash.js';
 import { assertAllowed, confineEntry, confineExisting, isAllowed, isNotFound, lexicalPath, sftpOps, VERIFY_DIGEST_MAX_BYTES } from './sftp.js';
 
 /** What a transfer call asks for. */
@@ -141,6 +140,8 @@ interface Endpoint {
   readonly failureCode: ErrorCode;
   /** Largest read or write request the side accepts in one piece. */
   readonly maxRequestBytes: number;
+  /** Permission bits a new file may take over from its source (this machine: none for group and others to write). */
+  readonly newFileModeMask: number;
   join(dir: string, name: string): string;
   dirname(path: string): string;
   basename(path: string): string;
@@ -333,6 +334,7 @@ function localEndpoint(localPaths: readonly string[], signal: AbortSignal): Endp
     label: 'this machine',
     failureCode: 'LOCAL_FAILURE',
     maxRequestBytes: Number.POSITIVE_INFINITY,
+    newFileModeMask: 0o755,
     join: (dir, name) => posix.join(dir, name),
     dirname: (path) => posix.dirname(path),
     basename: (path) => posix.basename(path),
@@ -461,7 +463,7 @@ function localEndpoint(localPaths: readonly string[], signal: AbortSignal): Endp
 // ---------------------------------------------------------------------------------------------------------
 // A host, through the pooled connection's SFTP session.
 
-/** Reads up to `length` bytes at `position`; an empty buffer at end of file. */
+/** Reads up to `into.length` bytes at `position` into `into`; an empty buffer at end of file. */
 function sftpRead(sftp: SFTPWrapper, handle: Buffer, position: number, into: Buffer, path: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     try {
@@ -527,17 +529,16 @@ function remoteWritable(sftp: SFTPWrapper, handle: Buffer, path: string): Writab
 /**
  * `host` as a transfer side. Paths pass the host's path policy (lexical, then the remote real path); entries
  * of a tree are checked against the rules one by one (restricted paths are skipped). Digests of large files
- * are computed on the host with `sha256sum` when the host allows commands (`allow_execute`), so verifying a
- * partial file does not move it over the wire; otherwise over SFTP.
+ * are computed on the host with `head -c N | sha256sum`, so verifying a partial file does not move it over the
+ * wire, when the operator lets commands run there at all (`allow_execute`, and no `commands.allow` list that
+ * this fixed command would bypass); otherwise over SFTP.
  */
 function remoteEndpoint(host: ResolvedHost, sftp: SFTPWrapper, lease: Lease, deps: FacadeDeps): Endpoint {
   const personality = personalityOf(host);
   const failure = (message: string): SshgateError => new SshgateError('REMOTE_FAILURE', `${host.alias}: ${message}`);
-  // ssh2 writes every SSH packet with its own system call (Nagle is off); a 255 KiB SFTP write is 8 packets.
-  // The socket is ssh2's private field: without it, requests simply go out one by one.
-  const socket = (lease.conn.client as unknown as { _sock?: { cork?: () => void; uncork?: () => void } })._sock;
+  const socket = corkable(lease);
   const batch = (issue: () => void): void => {
-    if (typeof socket?.cork !== 'function' || typeof socket.uncork !== 'function') {
+    if (socket === null) {
       issue();
       return;
     }
@@ -545,7 +546,9 @@ function remoteEndpoint(host: ResolvedHost, sftp: SFTPWrapper, lease: Lease, dep
     try {
       issue();
     } finally {
-      process.nextTick(() => socket.uncork?.());
+      process.nextTick(() => {
+        socket.uncork();
+      });
     }
   };
   const lstatOrNull = async (path: string): Promise<Stats | null> => {
@@ -592,6 +595,7 @@ function remoteEndpoint(host: ResolvedHost, sftp: SFTPWrapper, lease: Lease, dep
     label: `host ${host.alias}`,
     failureCode: 'REMOTE_FAILURE',
     maxRequestBytes: sftpRequestLimit(sftp),
+    newFileModeMask: 0o777,
     join: (dir, name) => personality.join(dir, name),
     dirname: (path) => personality.dirname(path),
     basename: (path) => personality.basename(path),
@@ -716,7 +720,8 @@ function remoteEndpoint(host: ResolvedHost, sftp: SFTPWrapper, lease: Lease, dep
     },
 
     async digest(path, length) {
-      if (length > VERIFY_DIGEST_MAX_BYTES && host.allowExecute && host.platform === 'posix') {
+      const mayRun = host.allowExecute && host.platform === 'posix' && (host.commands?.allow ?? []).length === 0;
+      if (length > VERIFY_DIGEST_MAX_BYTES && mayRun) {
         const sha256 = await execDigest(path, length);
         if (sha256 !== null) return { sha256, hash: null };
       }
@@ -741,12 +746,10 @@ class ChunkPool {
   constructor(
     readonly size: number,
     private readonly keep: number,
-    /** Allocate in shared memory, which the hash worker reads without a copy. */
-    private readonly shared = false,
   ) {}
 
   take(): Buffer {
-    return this.free.pop() ?? (this.shared ? sharedBuffer(this.size) : Buffer.allocUnsafe(this.size));
+    return this.free.pop() ?? Buffer.allocUnsafe(this.size);
   }
 
   give(buffer: Buffer): void {
@@ -830,25 +833,25 @@ interface CopyContext {
 const WRITE_GROUP = 4;
 
 /**
- * Copies from `start` to end of file with reads and writes in flight, hashing on the way; returns the end
- * position. A buffer is reused once its write is acknowledged and the hash consumed it.
+ * Copies from `start` to end of file with reads and writes in flight, hashing on the way (the hash runs on
+ * this thread: a worker thread measured no faster on two cores); returns the end position. A buffer is reused
+ * once its write is acknowledged.
  */
-async function pump(c: CopyContext, reader: ReadableFile, writer: WritableFile, start: number, hash: StreamHash | null): Promise<number> {
-  const chunks = new ChunkPool(c.chunk, c.concurrency * 2, true);
+async function pump(c: CopyContext, reader: ReadableFile, writer: WritableFile, start: number, hash: Hash | null): Promise<number> {
+  const chunks = new ChunkPool(c.chunk, c.concurrency * 2);
   const writes: { done: Promise<void>; length: number; backings: Buffer[] }[] = [];
   let inFlight = 0;
-  let group: { data: Buffer; backing: Buffer; hashed: Promise<void> | null }[] = [];
+  let group: { data: Buffer; backing: Buffer }[] = [];
   let groupStart = start;
   let position = start;
   const flush = (): void => {
     if (group.length === 0) return;
     const pieces = group.map((g) => g.data);
     const at = groupStart;
-    let written: Promise<void> = Promise.resolve();
+    let done: Promise<void> = Promise.resolve();
     c.dst.batch(() => {
-      written = writer.writeAt(at, pieces);
+      done = writer.writeAt(at, pieces);
     });
-    const done = Promise.all([written, ...group.map((g) => g.hashed)]).then(noop);
     done.catch(noop);
     writes.push({ done, length: pieces.reduce((n, b) => n + b.length, 0), backings: group.map((g) => g.backing) });
     inFlight += group.length;
@@ -867,10 +870,9 @@ async function pump(c: CopyContext, reader: ReadableFile, writer: WritableFile, 
       c.src.batch(issue);
     } });
     for await (const { data, backing } of reads) {
-      const hashed = hash === null ? null : hash.update(data);
-      hashed?.catch(noop);
+      hash?.update(data);
       if (group.length === 0) groupStart = position;
-      group.push({ data, backing, hashed });
+      group.push({ data, backing });
       position += data.length;
       if (group.length >= WRITE_GROUP) flush();
       while (inFlight >= c.concurrency) await settleOldest();
@@ -930,11 +932,10 @@ async function copyFile(c: CopyContext, job: CopyJob): Promise<TransferredFile> 
   const dir = c.dst.dirname(job.destination);
   const tmp = c.dst.join(dir, tempName(c.dst.basename(job.destination), c.options.resume));
   let writer: WritableFile | null = null;
-  let streamHash: StreamHash | null = null;
   let written = 0;
   try {
     let start = 0;
-    let hash: StreamHash | null = null;
+    let hash: Hash | null = null;
     if (c.options.resume) {
       const partial = await c.dst.lstat(tmp);
       if (partial !== null && partial.kind !== 'file') {
@@ -947,14 +948,13 @@ async function copyFile(c: CopyContext, job: CopyJob): Promise<TransferredFile> 
         const kept = partial.size > 0 ? await verifiedPrefix(c, job.source, reader.size, tmp, partial.size) : { length: 0, hash: null };
         start = kept.length;
         // The source's hash state after the prefix continues here; a digest the host computed has none.
-        if (start > 0) hash = kept.hash === null ? null : inlineHash(kept.hash);
+        if (start > 0) hash = kept.hash;
         if (partial.size !== start) await writer.truncate(start);
       }
     } else {
       writer = await c.dst.create(tmp);
     }
-    if (start === 0) hash = workerHash();
-    streamHash = hash;
+    if (start === 0) hash = createHash('sha256');
     written = start;
     c.onBytes(start, false);
     const end = await pump(
@@ -981,8 +981,7 @@ async function copyFile(c: CopyContext, job: CopyJob): Promise<TransferredFile> 
       throw new SshgateError(c.dst.failureCode, `short write to ${job.destination} (${c.dst.label}): ${onDisk} of ${end} bytes reached the disk (disk full?); the destination was not touched`);
     }
     await writer.close();
-    let sha256 = hash === null ? null : await hash.digest();
-    streamHash = null;
+    let sha256 = hash === null ? null : hash.digest('hex');
     let verified: TransferredFile['verified'] = 'size';
     if (sha256 === null || c.options.verifySha256 || end <= VERIFY_DIGEST_MAX_BYTES) {
       const [back, fromSource] = await Promise.all([c.dst.digest(tmp, end), sha256 === null ? c.src.digest(job.source, end) : Promise.resolve({ sha256 })]);
@@ -992,7 +991,8 @@ async function copyFile(c: CopyContext, job: CopyJob): Promise<TransferredFile> 
       sha256 = back.sha256;
       verified = 'size+sha256';
     }
-    const mode = job.existing !== null ? job.existing.mode & 0o7777 : job.mode & 0o777;
+    // A replaced file keeps its mode (and owner, below); a new one takes the source's permission bits.
+    const mode = job.existing !== null ? job.existing.mode & 0o7777 : job.mode & 0o777 & c.dst.newFileModeMask;
     await c.dst.finish(tmp, mode, job.existing === null ? null : { uid: job.existing.uid, gid: job.existing.gid });
     // Security: the directory could have been swapped for a symlink since it was checked.
     const dirNow = await c.dst.realDir(dir);
@@ -1001,7 +1001,6 @@ async function copyFile(c: CopyContext, job: CopyJob): Promise<TransferredFile> 
     await c.dst.rename(tmp, job.destination, c.options.overwrite);
     return { source: job.source, destination: job.destination, bytes: end, sha256, resumed_from: start, verified };
   } catch (err) {
-    streamHash?.drop();
     const lost = isSshgateError(err, 'CONNECTION_LOST') && !c.signal.aborted;
     if (writer !== null) {
       const cleanup = async (): Promise<void> => {
@@ -1229,6 +1228,46 @@ async function runTransfer(deps: FacadeDeps, src: Endpoint, sourcePath: string, 
   };
 }
 
+/** The part of a socket (or tunnel stream) that {@link corkable} uses. */
+interface Corkable {
+  cork(): void;
+  uncork(): void;
+  prependListener(event: 'data', listener: () => void): unknown;
+  removeListener(event: 'data', listener: () => void): unknown;
+}
+
+/**
+ * The connection's socket, for coalescing writes. ssh2 writes every SSH packet with its own system call
+ * (Nagle is off): a 255 KiB SFTP write is 8 packets. The socket is ssh2's private field; without it, packets
+ * simply go out one by one.
+ */
+function corkable(lease: Lease): Corkable | null {
+  const sock = (lease.conn.client as unknown as { _sock?: Partial<Corkable> })._sock;
+  if (typeof sock?.cork !== 'function' || typeof sock.uncork !== 'function') return null;
+  if (typeof sock.prependListener !== 'function' || typeof sock.removeListener !== 'function') return null;
+  return sock as Corkable;
+}
+
+/**
+ * While a transfer runs, the writes ssh2 makes in answer to one incoming chunk (the packets it held back for a
+ * window adjustment: up to 1 MiB of upload at a time) leave in one system call: the socket is corked before
+ * ssh2 sees the chunk and uncorked on the next tick. Returns the function that stops it.
+ */
+function coalesceWrites(lease: Lease): () => void {
+  const sock = corkable(lease);
+  if (sock === null) return noop;
+  const onData = (): void => {
+    sock.cork();
+    process.nextTick(() => {
+      sock.uncork();
+    });
+  };
+  sock.prependListener('data', onData);
+  return () => {
+    sock.removeListener('data', onData);
+  };
+}
+
 /**
  * Runs `fn` with `host` as a transfer side, on a channel slot of a pooled connection and its SFTP session.
  * Unlike withSftp, the work is not cut off when the signal aborts: the copy loop stops by itself and removes
@@ -1244,7 +1283,12 @@ async function withRemote<T>(deps: FacadeDeps, host: ResolvedHost, fn: (side: En
       const cause = err instanceof SshgateError && err.cause instanceof Error ? err.cause : (err as Error);
       throw cause instanceof ChannelOpenError ? cause : classifyOpenError(cause);
     }
-    return fn(remoteEndpoint(host, sftp, lease, deps));
+    const stop = coalesceWrites(lease);
+    try {
+      return await fn(remoteEndpoint(host, sftp, lease, deps));
+    } finally {
+      stop();
+    }
   });
 }
 

@@ -110,7 +110,8 @@ export const uploadFile = defineTool({
   description:
     'Copy a file (or, with recursive, a directory tree) from the machine sshgate runs on to a host, streamed over SFTP; the content never ' +
     'passes through the conversation. local_path must lie inside the operator\'s local_paths. The destination is written atomically: a ' +
-    'temp file beside it, size and sha256 checked, then renamed into place, so a failure never leaves a half-written file. An existing ' +
+    'temp file beside it, its size checked (and its sha256 read back, for files up to 8 MiB or with verify_sha256), then renamed into ' +
+    'place, so a failure never leaves a half-written file. The result gives each file\'s sha256, computed while streaming. An existing ' +
     'remote directory as remote_path receives the file under its own name. An existing file is refused unless overwrite is true. For big ' +
     'files on unreliable links pass resume: true, and call again with resume: true after a dropped connection. Progress is reported ' +
     'when the client asks for it.',
@@ -141,8 +142,9 @@ export const downloadFile = defineTool({
   description:
     'Copy a file (or, with recursive, a directory tree) from a host to the machine sshgate runs on, streamed over SFTP; the content never ' +
     'passes through the conversation (read it with ssh_read_file if you need to see it). local_path must lie inside the operator\'s ' +
-    'local_paths. Written atomically (temp file, size and sha256 checked, rename); an existing local directory receives the file under its ' +
-    'own name; an existing file is refused unless overwrite is true. resume: true makes a large download resumable after a dropped connection.',
+    'local_paths. Written atomically: a temp file, its size checked (sha256 read back for files up to 8 MiB or with verify_sha256), then ' +
+    'renamed into place. An existing local directory receives the file under its own name; an existing file is refused unless overwrite ' +
+    'is true. resume: true makes a large download resumable after a dropped connection.',
   group: 'files',
   tier: 'read',
   kind: 'sftp_read',
@@ -170,8 +172,9 @@ export const transferFile = defineTool({
   description:
     'Copy a file (or, with recursive, a directory tree) from one configured host to another, streamed through sshgate with bounded memory; ' +
     'the content never passes through the conversation. The source host must allow reading source_path and the destination host writing ' +
-    'destination_path (tiers, toggles and path rules of each host apply). Written atomically on the destination (temp file, size and sha256 ' +
-    'checked, rename); an existing file is refused unless overwrite is true; resume: true makes it resumable after a dropped connection.',
+    'destination_path (tiers, toggles and path rules of each host apply; a host that requires approval is refused). Written atomically on ' +
+    'the destination: a temp file, its size checked (sha256 read back for files up to 8 MiB or with verify_sha256), then renamed into ' +
+    'place. An existing file is refused unless overwrite is true; resume: true makes it resumable after a dropped connection.',
   group: 'files',
   tier: 'write',
   kind: 'sftp_write',

@@ -101,6 +101,8 @@ beforeAll(async () => {
     hosts: {
       web: { sshd, config: { roots: [remote] } },
       reader: { sshd, config: { roots: [remote], tier: 'read' } },
+      anywhere: { sshd },
+      guarded: { sshd, config: { roots: [remote], restricted_paths: [join(remote, 'rtree', 'secret.env')] } },
     },
     config: { tier: 'write', local_paths: [local], transfers: { max_entries: 20 } },
   });
@@ -220,6 +222,13 @@ describe('ssh_upload_file and ssh_download_file', () => {
     expect(lexical.code).toBe('PATH_DENIED');
   });
 
+  it('a zero-size pseudo-file (/proc/version) is read until end of file, not by its reported size', async () => {
+    const out = await h.ok<TransferOut>('ssh_download_file', { host: 'anywhere', remote_path: '/proc/version', local_path: join(local, 'version.txt') });
+    const expected = readFileSync('/proc/version');
+    expect(out.bytes).toBe(expected.length);
+    expect(readFileSync(join(local, 'version.txt'))).toEqual(expected);
+  });
+
   it('a host at tier read allows downloads and refuses uploads', async () => {
     writeFileSync(join(remote, 'readable.txt'), 'r\n');
     const down = await h.ok<TransferOut>('ssh_download_file', { host: 'reader', remote_path: join(remote, 'readable.txt'), local_path: join(local, 'readable.txt') });
@@ -258,6 +267,29 @@ describe('ssh_upload_file and ssh_download_file', () => {
     const notRecursive = await h.err('ssh_upload_file', { host: 'web', local_path: tree, remote_path: join(remote, 'tree2') });
     expect(notRecursive.code).toBe('INVALID_INPUT');
     expect(notRecursive.message).toMatch(/recursive: true/u);
+  });
+
+  it('restricted paths inside a tree are left out and listed, in both directions', async () => {
+    mkdirSync(join(remote, 'rtree'));
+    writeFileSync(join(remote, 'rtree', 'secret.env'), 'TOKEN=x\n');
+    writeFileSync(join(remote, 'rtree', 'app.txt'), 'app\n');
+    const down = await h.ok<TransferOut>('ssh_download_file', { host: 'guarded', remote_path: join(remote, 'rtree'), local_path: join(local, 'rtree'), recursive: true });
+    expect(down.files.map((f) => f.destination)).toEqual([join(local, 'rtree', 'app.txt')]);
+    expect(down.skipped).toEqual([{ path: 'secret.env', reason: expect.stringMatching(/path rules of host guarded/u) as unknown }]);
+    expect(existsSync(join(local, 'rtree', 'secret.env'))).toBe(false);
+
+    writeFileSync(join(local, 'rtree', 'secret.env'), 'TOKEN=overwritten\n');
+    const up = await h.ok<TransferOut>('ssh_upload_file', { host: 'guarded', local_path: join(local, 'rtree'), remote_path: join(remote, 'rtree'), recursive: true, overwrite: true });
+    expect(up.skipped.map((e) => e.path)).toEqual(['secret.env']);
+    expect(readFileSync(join(remote, 'rtree', 'secret.env'), 'utf8')).toBe('TOKEN=x\n');
+  });
+
+  it('an empty file is copied (and verified) like any other', async () => {
+    writeFileSync(join(local, 'empty.txt'), '');
+    const out = await h.ok<TransferOut>('ssh_upload_file', { host: 'web', local_path: join(local, 'empty.txt'), remote_path: join(remote, 'empty.txt') });
+    expect(out).toMatchObject({ bytes: 0, sha256: sha256Text('') });
+    expect(out.files[0]?.verified).toBe('size+sha256');
+    expect(statSync(join(remote, 'empty.txt')).size).toBe(0);
   });
 
   it('a tree with more files than transfers.max_entries is refused with the cap, before anything is copied', async () => {
@@ -300,7 +332,9 @@ describe('ssh_upload_file and ssh_download_file', () => {
   });
 });
 
-describe('full disks', () => {
+// Mounting a small tmpfs needs root; elsewhere these two tests are skipped, and the name says why.
+const isRoot = process.getuid?.() === 0;
+describe.skipIf(!isRoot)(`full disks${isRoot ? '' : ' (skipped: mounting a tmpfs needs root)'}`, () => {
   let remoteFs: string;
   let localFs: string;
   beforeAll(() => {
@@ -474,6 +508,14 @@ describe('ssh_transfer_file', () => {
     expect(leftovers(remote2)).toEqual([]);
     const again = await th.err('ssh_transfer_file', { source_host: 'src', source_path: join(remote, 'h2h.bin'), destination_host: 'dst', destination_path: join(remote2, 'h2h.bin') });
     expect(again.code).toBe('ALREADY_EXISTS');
+  });
+
+  it('without local_paths in the config, no upload or download is possible', async () => {
+    writeFileSync(join(remote, 'nolocal.txt'), 'n\n');
+    const err = await th.err('ssh_download_file', { host: 'src', remote_path: join(remote, 'nolocal.txt'), local_path: join(local, 'nolocal.txt') });
+    expect(err.code).toBe('PATH_DENIED');
+    expect(err.message).toMatch(/local_paths/u);
+    expect(existsSync(join(local, 'nolocal.txt'))).toBe(false);
   });
 
   it('each end is checked under its own host\'s policy, and a refusal is audited as a denial', async () => {
