@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 
 import { SshgateError } from '../errors.js';
 import { checkHostCertificate, isCertificateType, parseCertificate } from './host-cert.js';
+import { matchPattern } from '../config/ssh-config.js';
 
 /**
  * One valid line of a known_hosts file (sshd(8), "SSH_KNOWN_HOSTS FILE FORMAT").
@@ -156,31 +157,6 @@ export function hostString(host: string, port: number): string {
   return port === 22 ? lower : `[${lower}]:${port}`;
 }
 
-/** OpenSSH `match_pattern`: `*` matches any run of characters, `?` exactly one; no other metacharacters. */
-function matchPattern(text: string, pattern: string): boolean {
-  let t = 0;
-  let p = 0;
-  // Where the last `*` was seen, and the text position it currently absorbs up to: linear-time backtracking.
-  let star = -1;
-  let starText = 0;
-  while (t < text.length) {
-    const pc = pattern[p];
-    if (pc === '*') {
-      star = p++;
-      starText = t;
-    } else if (pc !== undefined && (pc === '?' || pc === text[t])) {
-      p++;
-      t++;
-    } else if (star >= 0) {
-      p = star + 1;
-      t = ++starText;
-    } else {
-      return false;
-    }
-  }
-  while (pattern[p] === '*') p++;
-  return p === pattern.length;
-}
 
 /**
  * OpenSSH `match_pattern_list` over a comma list: true when some pattern matches and no negated `!pattern` does;

@@ -10,6 +10,7 @@ import { shellQuote } from '../policy/shell-quote.js';
 import { execCommand, randomToken, type ExecResult } from './exec.js';
 import type { FacadeDeps } from './facade.js';
 import { lexicalPath, pathRules } from './sftp.js';
+import type { ReadOutcome } from './sftp.js';
 
 /** How long `sudo_password_command` may run before the call fails. */
 const PASSWORD_COMMAND_TIMEOUT_MS = 10_000;
@@ -17,20 +18,7 @@ const PASSWORD_COMMAND_TIMEOUT_MS = 10_000;
 const ROOT_TIMEOUT_SLACK_S = 5;
 
 /** A part of a file read as root (the shape of ssh_read_file's output). */
-export interface SudoReadOutcome {
-  /** Real path read. */
-  path: string;
-  size: number;
-  content: string;
-  encoding: 'utf8' | 'base64';
-  bytes: number;
-  truncated: boolean;
-  start_line: number | null;
-  end_line: number | null;
-  /** sha256 of the whole file when it was read to its end from byte 0, else null. */
-  sha256: string | null;
-  next_offset: number | null;
-}
+export type SudoReadOutcome = ReadOutcome;
 
 /** A file written as root: where, and its mode and owner afterwards. */
 export interface SudoWriteOutcome {
