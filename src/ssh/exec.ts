@@ -186,12 +186,12 @@ export function buildRemoteCommand(command: string, options: Pick<ExecOptions, '
  * channel can be emitted: ssh2 may read the open confirmation, the output, the exit status and the close in one
  * chunk, so listeners attached after an `await` would miss a fast command's `exit`.
  */
-function openExec(client: Lease['conn']['client'], command: string, wire?: (channel: ClientChannel) => void): Promise<ClientChannel> {
+function openExec(conn: ExecConnection, command: string, wire?: (channel: ClientChannel) => void): Promise<ClientChannel> {
   return new Promise((resolve, reject) => {
     try {
-      client.exec(command, (err, channel) => {
+      conn.client.exec(command, (err, channel) => {
         if (err !== undefined) {
-          reject(classifyOpenError(err));
+          reject(classifyExecError(err, conn));
           return;
         }
         wire?.(channel);
@@ -201,6 +201,33 @@ function openExec(client: Lease['conn']['client'], command: string, wire?: (chan
       // ssh2 throws synchronously when the connection is already gone.
       reject(classifyOpenError(err as Error));
     }
+  });
+}
+
+/** What {@link openExec} needs of a pooled connection: the client, and whether the pool still counts it alive. */
+export interface ExecConnection {
+  client: Lease['conn']['client'];
+  readonly alive: boolean;
+}
+
+/**
+ * ssh2 reports two different failures through one callback: the channel could not be opened (nothing was sent;
+ * {@link classifyOpenError}), or the channel opened and the `exec` request failed ("Unable to exec"). In the
+ * second case the request reached the connection: if the connection has died meanwhile, sshd may already be
+ * running the command (measured: a stalled link whose reply never came back left `sleep` running on the host),
+ * so the call must end as CONNECTION_LOST with an unknown outcome and never be retried on a new connection.
+ * When the connection is alive, the server refused the request (RFC 4254 section 6.5, SSH_MSG_CHANNEL_FAILURE).
+ */
+export function classifyExecError(err: Error, conn: ExecConnection): Error {
+  if (!/^Unable to exec/u.test(err.message)) return classifyOpenError(err);
+  if (!conn.alive) {
+    return new SshgateError('CONNECTION_LOST', 'the connection was lost just after the command was sent: it may have started on the host, and its exit status is unknown', {
+      cause: err,
+    });
+  }
+  return new SshgateError('REMOTE_FAILURE', 'the server refused to run the command (its exec request failed)', {
+    cause: err,
+    hint: 'sshd may forbid commands for this account (a ForceCommand or a restricted shell); check its logs.',
   });
 }
 
@@ -215,7 +242,7 @@ async function killProcessGroup(lease: Lease, pgid: number): Promise<boolean> {
     `kill -KILL -- -${pgid} 2>/dev/null; sleep 0.05; if kill -0 -- -${pgid} 2>/dev/null; then echo alive; else echo gone; fi`;
   for (let attempt = 0; attempt < 5; attempt += 1) {
     try {
-      const channel = await openExec(lease.conn.client, script);
+      const channel = await openExec(lease.conn, script);
       const out = await new Promise<string>((resolve) => {
         let text = '';
         const timer = setTimeout(() => {
@@ -316,7 +343,7 @@ export async function execCommand(pool: ConnectionPool, host: ResolvedHost, comm
       });
     };
     const remote = buildRemoteCommand(command, options, lease.conn.loginShellIsBash === true);
-    const opening = openExec(lease.conn.client, remote, wire);
+    const opening = openExec(lease.conn, remote, wire);
     // A channel that opens after the call gave up is closed at once rather than leaked.
     opening.then(
       (ch) => {
@@ -446,7 +473,7 @@ export async function execCommand(pool: ConnectionPool, host: ResolvedHost, comm
  *   drops before an exit status.
  */
 export async function execOnConnection(
-  conn: { client: Lease['conn']['client'] },
+  conn: ExecConnection,
   command: string,
   stdin: Buffer,
   signal: AbortSignal,
@@ -459,7 +486,7 @@ export async function execOnConnection(
   let onDone: (() => void) | null = null;
   let closed = false;
   const channel = await abortable(
-    openExec(conn.client, command, (ch) => {
+    openExec(conn, command, (ch) => {
       ch.on('data', (d: Buffer) => {
         stdout.push(d);
       });
