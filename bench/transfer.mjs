@@ -58,6 +58,17 @@ async function cpuSeconds(pid) {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/**
+ * Flushes dirty pages to disk before a measured transfer, so that no tool pays for the write-back of the files
+ * the one before it wrote (measured: 0.2 to 0.9 s of throttled writes per 256 MiB otherwise, whichever tool
+ * came next).
+ */
+function settle() {
+  return new Promise((resolve, reject) => {
+    spawn('sync', [], { stdio: 'ignore' }).on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`sync exit ${code}`))));
+  });
+}
+
 /** Runs `fn`; returns its wall time (ms) and the CPU seconds `pid` used meanwhile (when given). */
 async function timed(fn, pid) {
   const cpu0 = pid === undefined ? null : await cpuSeconds(pid);
@@ -139,7 +150,10 @@ export async function benchTransfers(sshd, dir, { mainJs = join(root, 'dist', 'm
     if (cpu !== null) figures[tool][`${direction}_cpu`].push(cpu);
   };
   const pid = transport.pid;
+  let runtime = null;
   try {
+    // What transfer speed depends on (native crypto binding, GC mode), as the server itself reports it.
+    runtime = JSON.parse((await client.readResource({ uri: 'sshgate://server-info' })).contents[0].text).runtime;
     // Warm-up: connection, SFTP session and page cache.
     await writeFile(join(work, 'warm.txt'), 'warm\n');
     await call('ssh_upload_file', { host: 'bench', local_path: join(work, 'warm.txt'), remote_path: join(work, 'warm-remote.txt'), overwrite: true });
@@ -147,13 +161,19 @@ export async function benchTransfers(sshd, dir, { mainJs = join(root, 'dist', 'm
     for (let i = 0; i < runs; i += 1) {
       const down = join(work, 'down.bin');
       const up = join(work, 'up.bin');
+      await settle();
       record('sshgate', 'download', await timed(() => call('ssh_download_file', { host: 'bench', remote_path: source, local_path: down, overwrite: true }), pid));
       if ((await sha256File(down)) !== expected) throw new Error('sshgate download: sha256 differs');
+      await settle();
       record('sftp', 'download', await ssh.sftpGet(source, join(work, 'down-sftp.bin')));
+      await settle();
       record('scp', 'download', await ssh.scpGet(source, join(work, 'down-scp.bin')));
+      await settle();
       record('sshgate', 'upload', await timed(() => call('ssh_upload_file', { host: 'bench', local_path: source, remote_path: up, overwrite: true }), pid));
       if ((await sha256File(up)) !== expected) throw new Error('sshgate upload: sha256 differs');
+      await settle();
       record('sftp', 'upload', await ssh.sftpPut(source, join(work, 'up-sftp.bin')));
+      await settle();
       record('scp', 'upload', await ssh.scpPut(source, join(work, 'up-scp.bin')));
       log(`transfer run ${i + 1}/${runs} done`);
     }
@@ -170,6 +190,7 @@ export async function benchTransfers(sshd, dir, { mainJs = join(root, 'dist', 'm
   return {
     size_mib: mib,
     runs,
+    sshgate_runtime: runtime,
     mib_per_s: { sshgate: describe('sshgate'), openssh_sftp: describe('sftp'), openssh_scp: describe('scp') },
     // CPU seconds of the client side per transfer (sshgate's server process; the sftp or scp process), a figure
     // that a busy machine disturbs less than the wall time. The sshd side is the same for all three.

@@ -5,6 +5,7 @@ import { createServer } from '../server/create-server.js';
 import { selectTools } from '../server/registry.js';
 import { closeRuntime, createRuntime } from '../server/runtime.js';
 import { allTools } from '../tools/index.js';
+import { nativeCryptoAvailable } from '../ssh/connect.js';
 import { serveOnStdio } from '../transports/stdio.js';
 
 /**
@@ -19,6 +20,12 @@ export async function runServe(flags: ConfigFlags, log: Logger): Promise<void> {
     { config: loaded.source.path, source: loaded.source.kind, hosts: loaded.hosts.size, tier: loaded.config.tier, tools: tools.length },
     'sshgate serving on stdio',
   );
+  if (!nativeCryptoAvailable()) {
+    log.warn(
+      { node: process.version },
+      "ssh2's native crypto binding is not loaded in this Node: SSH runs its ciphers in JavaScript and transfers are slower; rebuild it with `npm rebuild ssh2` under this Node (in a checkout: npm run prepare)",
+    );
+  }
   const { handle, closed } = serveOnStdio(() => createServer(tools, runtime), log);
   const stop = async (): Promise<void> => {
     await handle.close().catch(() => undefined);

@@ -1,6 +1,7 @@
 // MCP resources (server info, host inventory) and prompts (runbooks) of the server.
 import { McpServer, ResourceTemplate } from '@modelcontextprotocol/server';
 import { z } from 'zod';
+import { nativeCryptoAvailable } from '../ssh/connect.js';
 import type { AnyTool } from '../tools/define-tool.js';
 import type { Runtime } from './registry.js';
 
@@ -16,6 +17,12 @@ function serverInfo(runtime: Runtime, tools: readonly AnyTool[], version: string
     config_source: runtime.loaded.source,
     hosts: runtime.loaded.hosts.size,
     known_hosts_mode: config.known_hosts.mode,
+    // What decides transfer speed on this machine (docs/performance.md).
+    runtime: {
+      node: process.version,
+      ssh2_native_crypto: nativeCryptoAvailable(),
+      single_threaded_gc: process.execArgv.includes('--single-threaded-gc'),
+    },
   };
 }
 

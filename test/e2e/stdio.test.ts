@@ -57,6 +57,33 @@ describe.each([
   });
 });
 
+describe('runtime of the built server (what transfer speed depends on)', () => {
+  async function runtimeOf(env?: Record<string, string>): Promise<{ runtime: Record<string, unknown> }> {
+    const transport = new StdioClientTransport({ command: process.execPath, args: [main, '--config', configPath], stderr: 'pipe', ...(env === undefined ? {} : { env: { ...(process.env as Record<string, string>), ...env } }) });
+    const client = new Client({ name: 'e2e', version: '1.0.0' });
+    await client.connect(transport);
+    try {
+      const info = (await client.readResource({ uri: 'sshgate://server-info' })).contents[0] as { text: string };
+      return { runtime: (JSON.parse(info.text) as { runtime: Record<string, unknown> }).runtime };
+    } finally {
+      await client.close();
+    }
+  }
+
+  it('relaunches itself with --single-threaded-gc in the same process, and ssh2 runs its native crypto binding', async () => {
+    // The answer comes over the stdio of the process the client started: execve kept its pipes.
+    const { runtime } = await runtimeOf();
+    expect(runtime).toMatchObject({ node: process.version, single_threaded_gc: true });
+    // The binding is built for this Node by `npm ci` (scripts/build-ssh2-binding.mjs); without it transfers are slower.
+    expect(runtime['ssh2_native_crypto']).toBe(true);
+  });
+
+  it('SSHGATE_PARALLEL_GC=1 keeps V8\'s default collector', async () => {
+    const { runtime } = await runtimeOf({ SSHGATE_PARALLEL_GC: '1' });
+    expect(runtime['single_threaded_gc']).toBe(false);
+  });
+});
+
 describe('CLI start-up errors', () => {
   it('an unknown config key stops start-up with the key path on stderr and nothing on stdout', async () => {
     const bad = join(dir, 'bad.yaml');
