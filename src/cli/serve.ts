@@ -6,6 +6,7 @@ import { selectTools } from '../server/registry.js';
 import { closeRuntime, createRuntime } from '../server/runtime.js';
 import { allTools } from '../tools/index.js';
 import { nativeCryptoAvailable } from '../ssh/connect.js';
+import { nativeCryptoBlocked } from '../ssh/native-crypto.js';
 import { serveOnStdio } from '../transports/stdio.js';
 
 /**
@@ -22,8 +23,8 @@ export async function runServe(flags: ConfigFlags, log: Logger): Promise<void> {
   );
   if (!nativeCryptoAvailable()) {
     log.warn(
-      { node: process.version },
-      "ssh2's native crypto binding is not loaded in this Node: SSH runs its ciphers in JavaScript and transfers are slower; rebuild it with `npm rebuild ssh2` under this Node (in a checkout: npm run prepare)",
+      { node: process.version, reason: nativeCryptoBlocked ?? 'not built for this Node' },
+      "ssh2's native crypto binding is not loaded: SSH runs its ciphers in JavaScript and transfers are slower; in a checkout, `npm run prepare` builds a safe one",
     );
   }
   const { handle, closed } = serveOnStdio(() => createServer(tools, runtime), log);

@@ -222,6 +222,8 @@ export async function invokeTool(tool: AnyTool, rawInput: Record<string, unknown
   let outcome: ToolCallOutcome;
   let exitCode: number | null = null;
   let release: (() => void) | null = null;
+  // Rate slots taken by ctx.authorizeHost for the other hosts of a call (ssh_transfer_file), freed with `release`.
+  const hostReleases: (() => void)[] = [];
   const timeoutController = new AbortController();
   let timer: NodeJS.Timeout | null = null;
 
@@ -364,7 +366,16 @@ export async function invokeTool(tool: AnyTool, rawInput: Record<string, unknown
             denial = deny('POLICY_DENIED', `hosts.${alias}.approval`, `${tool.name} would need a human approval on host ${alias} (rule hosts.${alias}.approval: ${fired}), which it cannot ask for; use ssh_download_file and ssh_upload_file instead`);
           }
         }
-        if (denial === null && other !== undefined) return other;
+        if (denial === null && other !== undefined) {
+          // Each host a call touches counts against that host's rate and concurrency limits, as `host` does.
+          const taken = rt.rate.take(rt.principal, other.alias, other.rate ?? undefined);
+          if (!taken.ok) {
+            decision = 'denied';
+            rule = taken.rule;
+          }
+          hostReleases.push(assertRate(taken));
+          return other;
+        }
         decision = 'denied';
         rule = denial?.rule ?? 'hosts';
         throw denial?.error ?? new SshgateError('INTERNAL', 'host authorization failed');
@@ -391,6 +402,7 @@ export async function invokeTool(tool: AnyTool, rawInput: Record<string, unknown
   } finally {
     if (timer !== null) clearTimeout(timer);
     release?.();
+    for (const free of hostReleases) free();
   }
 
   const failure = await writeAudit(rt, {

@@ -50,8 +50,9 @@ export interface ToolContext {
    * For a tool whose hosts come from other fields (ssh_transfer_file: `source_host`, `destination_host`):
    * resolves `alias` and applies what invokeTool applies to `host` (tier, the per-host toggle of `kind`, the
    * lexical path policy of `paths`). A host whose approval rules fire for this access is refused (fail closed:
-   * the approval flow binds one host per call). A refusal is audited as a denial.
-   * @throws SshgateError HOST_NOT_CONFIGURED, POLICY_DENIED, PATH_DENIED.
+   * the approval flow binds one host per call). The host's rate and concurrency limits apply (a slot is held
+   * until the call ends). A refusal is audited as a denial.
+   * @throws SshgateError HOST_NOT_CONFIGURED, POLICY_DENIED, PATH_DENIED, RATE_LIMITED.
    */
   authorizeHost(alias: string, access: { tier: Tier; kind: ToolKind; paths: NonNullable<PolicySubject['paths']> }): ResolvedHost;
   /** The offered host-bound tools and whether `host`'s tier and toggles allow each (ssh_check_host). */
