@@ -14,7 +14,7 @@
 // with Node's own `node_object_wrap.h` minus those two calls (what it was up to 24.18), force-included ahead of
 // the original. The ABI does not change: the hooks only deleted wrapped objects at environment teardown.
 //
-// The result must pass a probe in a fresh process (load, then 20 rounds of creating and collecting 1000 cipher
+// The result must pass a probe in a fresh process (scripts/ssh2-gc-probe.cjs: load, then collect 20000 cipher
 // objects) and gets a marker file that sshgate checks at start-up (src/cli/native-crypto-guard.ts); a binding
 // that fails the probe is removed, so ssh2 uses JavaScript crypto. Headers come from the Node package itself
 // (node-<os>-<arch>/include/node): nothing is downloaded. A failure is a warning, not an error.
@@ -36,17 +36,7 @@ const markerText = `sshgate-safe node=${process.version}\n`;
 
 /** Loads the binding in a fresh process and makes the GC collect its cipher objects; true when it survived. */
 function probe() {
-  const script = `
-    const b = require(${JSON.stringify(bindingPath)});
-    for (let round = 0; round < 20; round++) {
-      for (let i = 0; i < 1000; i++) {
-        new b.AESGCMCipher('aes-256-gcm', Buffer.alloc(32, 1), Buffer.alloc(12, 2));
-        new b.AESGCMDecipher('aes-256-gcm', Buffer.alloc(32, 1), Buffer.alloc(12, 2));
-      }
-      globalThis.gc();
-    }
-    process.stdout.write('survived');`;
-  const run = spawnSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8' });
+  const run = spawnSync(process.execPath, ['--expose-gc', join(import.meta.dirname, 'ssh2-gc-probe.cjs'), bindingPath], { encoding: 'utf8' });
   return run.status === 0 && run.stdout === 'survived';
 }
 
