@@ -928,9 +928,31 @@ function withResumeHint(err: unknown, partial: string, kept: number): unknown {
  * that a resumable partial file is kept when the connection dropped (not on cancellation or timeout).
  */
 async function copyFile(c: CopyContext, job: CopyJob): Promise<TransferredFile> {
-  const reader = await c.src.openRead(job.source);
   const dir = c.dst.dirname(job.destination);
   const tmp = c.dst.join(dir, tempName(c.dst.basename(job.destination), c.options.resume));
+  if (!c.options.resume) return await copyFileTo(c, job, dir, tmp);
+  // The partial file's name is fixed (so a later call can resume it): two resumable copies to one destination
+  // would write into the same file. This instance refuses the second while the first runs.
+  const key = `${c.dst.label}\0${tmp}`;
+  if (resumableInProgress.has(key)) {
+    throw new SshgateError('RATE_LIMITED', `another resumable transfer to ${job.destination} (${c.dst.label}) is running; it writes the same partial file ${tmp}`, {
+      hint: 'Wait for it to finish, or call without resume.',
+      details: { rule: 'transfers.resume', partial_path: tmp },
+    });
+  }
+  resumableInProgress.add(key);
+  try {
+    return await copyFileTo(c, job, dir, tmp);
+  } finally {
+    resumableInProgress.delete(key);
+  }
+}
+
+/** Partial files (`<endpoint label>\0<path>`) that a resumable copy of this process is writing. */
+const resumableInProgress = new Set<string>();
+
+async function copyFileTo(c: CopyContext, job: CopyJob, dir: string, tmp: string): Promise<TransferredFile> {
+  const reader = await c.src.openRead(job.source);
   let writer: WritableFile | null = null;
   let written = 0;
   try {

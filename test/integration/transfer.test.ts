@@ -302,6 +302,19 @@ describe('ssh_upload_file and ssh_download_file', () => {
     expect(existsSync(join(remote, 'wide'))).toBe(false);
   });
 
+  it('two resumable uploads to one destination: the second is refused instead of writing into the same partial file', { timeout: 120_000 }, async () => {
+    const target = join(remote, 'contended.bin');
+    const args = { host: 'web', local_path: big, remote_path: target, resume: true, overwrite: true };
+    const results = await Promise.all([h.call('ssh_upload_file', args), h.call('ssh_upload_file', args)]);
+    const refused = results.filter((r) => r.isError === true).map(errorOf);
+    expect(refused).toHaveLength(1);
+    expect(refused[0]?.code).toBe('RATE_LIMITED');
+    expect(refused[0]?.message).toMatch(/another resumable transfer to .*contended\.bin .* is running/u);
+    expect(sha256Of(target)).toBe(bigSha);
+    expect(leftovers(remote)).toEqual([]);
+    rmSync(target);
+  });
+
   it('cancellation removes the temp file, on the host (upload) and on this machine (download)', { timeout: 120_000 }, async () => {
     for (const resume of [false, true]) {
       const controller = new AbortController();
@@ -485,6 +498,7 @@ describe('ssh_transfer_file', () => {
         dstread: { sshd: other, config: { roots: [remote2], tier: 'read' } },
         dstnowrite: { sshd: other, config: { roots: [remote2], allow_sftp_write: false } },
         dstapproval: { sshd: other, config: { roots: [remote2], approval: ['write'] } },
+        dstone: { sshd: other, config: { roots: [remote2], rate: { concurrency: 1 } } },
       },
       config: { tier: 'write' },
     });
@@ -508,6 +522,29 @@ describe('ssh_transfer_file', () => {
     expect(leftovers(remote2)).toEqual([]);
     const again = await th.err('ssh_transfer_file', { source_host: 'src', source_path: join(remote, 'h2h.bin'), destination_host: 'dst', destination_path: join(remote2, 'h2h.bin') });
     expect(again.code).toBe('ALREADY_EXISTS');
+  });
+
+  it('holds a rate slot on each host while it runs: a call to a concurrency-1 destination meanwhile is RATE_LIMITED', { timeout: 180_000 }, async () => {
+    const sha = writePattern(join(remote, 'slot.bin'), 64);
+    let during: Promise<{ code: string; message: string }> | null = null;
+    const out = await th.call(
+      'ssh_transfer_file',
+      { source_host: 'src', source_path: join(remote, 'slot.bin'), destination_host: 'dstone', destination_path: join(remote2, 'slot.bin') },
+      {
+        onprogress: (p) => {
+          if (during === null && (p as { progress: number }).progress > 8 * MIB) during = th.err('ssh_get_file_info', { host: 'dstone', path: remote2 });
+        },
+      },
+    );
+    expect(out.isError).not.toBe(true);
+    expect(during).not.toBeNull();
+    const refused = await (during as unknown as Promise<{ code: string; message: string }>);
+    expect(refused.code).toBe('RATE_LIMITED');
+    expect(sha256Of(join(remote2, 'slot.bin'))).toBe(sha);
+    // The slot was given back when the transfer ended.
+    expect((await th.ok<{ type: string }>('ssh_get_file_info', { host: 'dstone', path: remote2 })).type).toBe('directory');
+    rmSync(join(remote2, 'slot.bin'));
+    rmSync(join(remote, 'slot.bin'));
   });
 
   it('without local_paths in the config, no upload or download is possible', async () => {
