@@ -151,6 +151,8 @@ export async function benchTransfers(sshd, dir, { mainJs = join(root, 'dist', 'm
   };
   const pid = transport.pid;
   let runtime = null;
+  /** Whether sshgate's last download came as one stream (cat over exec) rather than SFTP reads. */
+  let streamed = null;
   try {
     // What transfer speed depends on (native crypto binding, GC mode), as the server itself reports it.
     runtime = JSON.parse((await client.readResource({ uri: 'sshgate://server-info' })).contents[0].text).runtime;
@@ -162,7 +164,9 @@ export async function benchTransfers(sshd, dir, { mainJs = join(root, 'dist', 'm
       const down = join(work, 'down.bin');
       const up = join(work, 'up.bin');
       await settle();
-      record('sshgate', 'download', await timed(() => call('ssh_download_file', { host: 'bench', remote_path: source, local_path: down, overwrite: true }), pid));
+      record('sshgate', 'download', await timed(async () => {
+        streamed = (await call('ssh_download_file', { host: 'bench', remote_path: source, local_path: down, overwrite: true })).files[0].streamed;
+      }, pid));
       if ((await sha256File(down)) !== expected) throw new Error('sshgate download: sha256 differs');
       await settle();
       record('sftp', 'download', await ssh.sftpGet(source, join(work, 'down-sftp.bin')));
@@ -191,6 +195,7 @@ export async function benchTransfers(sshd, dir, { mainJs = join(root, 'dist', 'm
     size_mib: mib,
     runs,
     sshgate_runtime: runtime,
+    sshgate_download_streamed: streamed,
     mib_per_s: { sshgate: describe('sshgate'), openssh_sftp: describe('sftp'), openssh_scp: describe('scp') },
     // CPU seconds of the client side per transfer (sshgate's server process; the sftp or scp process), a figure
     // that a busy machine disturbs less than the wall time. The sshd side is the same for all three.

@@ -466,29 +466,53 @@ export async function execCommand(pool: ConnectionPool, host: ResolvedHost, comm
 }
 
 /**
- * Runs a short, fixed script on a connection that is already leased (no second pool slot, so it cannot deadlock
- * a caller that holds one), feeding `stdin` and collecting at most `maxOutputBytes` per stream. The channel is
- * closed when `signal` aborts. For sshgate's own scripts, not for model commands (no pid marker, no kill).
- * @throws ChannelOpenError when the server refuses the channel; SshgateError CONNECTION_LOST when the connection
- *   drops before an exit status.
+ * Runs one of sshgate's own fixed commands (never model input) on a connection that is already leased (no second
+ * pool slot, so it cannot deadlock a caller that holds one), writes `stdin` and ends it, and hands stdout to `sink`
+ * chunk by chunk as ssh2 delivers them (`sink` may keep them). While a promise returned by `sink` is pending, the
+ * channel is paused, so the SSH window holds the sender back (bounded memory). stderr is kept up to
+ * `stderrBytes`. The channel is closed when `signal` aborts (the remote command then dies of SIGPIPE at its next
+ * write) or when `sink` fails. No pid marker, no kill: not for model commands.
+ * @throws ChannelOpenError when the channel cannot be opened; SshgateError CONNECTION_LOST when the connection
+ *   drops before an exit status; the signal's error; what `sink` throws or rejects with.
  */
-export async function execOnConnection(
+async function pipeCommand(
   conn: ExecConnection,
   command: string,
-  stdin: Buffer,
+  stdin: Buffer | null,
+  sink: (chunk: Buffer) => Promise<void> | undefined,
+  stderrBytes: number,
   signal: AbortSignal,
-  maxOutputBytes = 64 * 1024,
-): Promise<{ exit_code: number | null; stdout: string; stderr: string }> {
-  const stdout = new HeadTailBuffer(maxOutputBytes);
-  const stderr = new HeadTailBuffer(maxOutputBytes);
+): Promise<{ exit_code: number | null; stderr: string }> {
+  const stderr = new HeadTailBuffer(stderrBytes);
   let exitCode: number | null = null;
   let sawExit = false;
-  let onDone: (() => void) | null = null;
+  let failed: { error: unknown } | null = null;
+  let done: (() => void) | null = null;
   let closed = false;
+  const fail = (ch: ClientChannel, error: unknown): void => {
+    failed = { error };
+    ch.close();
+  };
   const channel = await abortable(
     openExec(conn, command, (ch) => {
-      ch.on('data', (d: Buffer) => {
-        stdout.push(d);
+      ch.on('data', (chunk: Buffer) => {
+        if (failed !== null) return;
+        let pending: Promise<void> | undefined;
+        try {
+          pending = sink(chunk);
+        } catch (err) {
+          // A throwing sink must not escape an event handler (it would end the process): it fails the call.
+          fail(ch, err);
+          return;
+        }
+        if (pending === undefined) return;
+        ch.pause();
+        pending.then(
+          () => ch.resume(),
+          (err: unknown) => {
+            fail(ch, err);
+          },
+        );
       });
       ch.stderr.on('data', (d: Buffer) => {
         stderr.push(d);
@@ -501,7 +525,7 @@ export async function execOnConnection(
       });
       ch.on('close', () => {
         closed = true;
-        onDone?.();
+        done?.();
       });
     }),
     signal,
@@ -511,16 +535,61 @@ export async function execOnConnection(
       channel.close();
       reject(signalError(signal));
     };
-    onDone = () => {
+    done = () => {
       signal.removeEventListener('abort', onAbort);
-      if (sawExit) resolve();
-      else reject(new SshgateError('CONNECTION_LOST', 'the connection was lost while sshgate\'s script ran; its outcome is unknown'));
+      if (failed !== null) reject(failed.error instanceof Error ? failed.error : new Error('sshgate\'s output consumer failed', { cause: failed.error }));
+      else if (sawExit) resolve();
+      else reject(new SshgateError('CONNECTION_LOST', 'the connection was lost while sshgate\'s own command ran; its outcome is unknown'));
     };
     signal.addEventListener('abort', onAbort, { once: true });
-    if (closed) onDone();
-    channel.end(stdin);
+    if (closed) done();
+    if (stdin === null) channel.end();
+    else channel.end(stdin);
   });
-  return { exit_code: exitCode, stdout: stdout.text(), stderr: stderr.text() };
+  return { exit_code: exitCode, stderr: stderr.text() };
+}
+
+/**
+ * Runs a short, fixed script on a connection that is already leased (see {@link pipeCommand}), feeding `stdin` and
+ * collecting at most `maxOutputBytes` per stream. For sshgate's own scripts, not for model commands.
+ * @throws ChannelOpenError when the server refuses the channel; SshgateError CONNECTION_LOST when the connection
+ *   drops before an exit status.
+ */
+export async function execOnConnection(
+  conn: ExecConnection,
+  command: string,
+  stdin: Buffer,
+  signal: AbortSignal,
+  maxOutputBytes = 64 * 1024,
+): Promise<{ exit_code: number | null; stdout: string; stderr: string }> {
+  const stdout = new HeadTailBuffer(maxOutputBytes);
+  const result = await pipeCommand(
+    conn,
+    command,
+    stdin,
+    (chunk) => {
+      stdout.push(chunk);
+      return undefined;
+    },
+    maxOutputBytes,
+    signal,
+  );
+  return { exit_code: result.exit_code, stdout: stdout.text(), stderr: result.stderr };
+}
+
+/**
+ * {@link pipeCommand} on a channel of the pool's (which retries a refused or dead channel before anything ran):
+ * streams a fixed command's stdout to `sink`, keeping 4 KiB of stderr.
+ * @throws as {@link pipeCommand}, and the pool's connect errors.
+ */
+export async function streamCommand(
+  pool: ConnectionPool,
+  host: ResolvedHost,
+  command: string,
+  sink: (chunk: Buffer) => Promise<void> | undefined,
+  signal: AbortSignal,
+): Promise<{ exit_code: number | null; stderr: string }> {
+  return pool.withChannel(host, signal, (lease) => pipeCommand(lease.conn, command, null, sink, 4096, signal));
 }
 
 /** A random token, for temp file names and markers. */

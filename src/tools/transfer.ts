@@ -48,6 +48,7 @@ const fileSchema = z.object({
   sha256: z.string().describe('sha256 of the content, computed while streaming from the source.'),
   resumed_from: z.number().int().describe('Bytes kept from a verified partial file (0: copied from the start).'),
   verified: z.enum(['size', 'size+sha256']).describe('What was checked on the destination before it was moved into place.'),
+  streamed: z.boolean().describe('True when the source host sent the file as one stream (cat over an exec channel, faster), false for SFTP reads.'),
 });
 
 const outputSchema = z.object({

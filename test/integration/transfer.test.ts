@@ -66,7 +66,7 @@ const leftovers = (dir: string): string[] => readdirSync(dir).filter((n) => n.in
 interface TransferOut {
   source: string;
   destination: string;
-  files: { source: string; destination: string; bytes: number; sha256: string; resumed_from: number; verified: string }[];
+  files: { source: string; destination: string; bytes: number; sha256: string; resumed_from: number; verified: string; streamed: boolean }[];
   file_count: number;
   skipped: { path: string; reason: string }[];
   sha256: string | null;
@@ -100,6 +100,8 @@ beforeAll(async () => {
   h = await startHarness({
     hosts: {
       web: { sshd, config: { roots: [remote] } },
+      noexec: { sshd, config: { roots: [remote], allow_execute: false } },
+      allowlisted: { sshd, config: { roots: [remote], commands: { allow: ['^ls( .*)?$'] } } },
       reader: { sshd, config: { roots: [remote], tier: 'read' } },
       anywhere: { sshd },
       guarded: { sshd, config: { roots: [remote], restricted_paths: [join(remote, 'rtree', 'secret.env')] } },
@@ -124,12 +126,59 @@ describe('ssh_upload_file and ssh_download_file', () => {
 
     const down = await h.ok<TransferOut>('ssh_download_file', { host: 'web', remote_path: join(remote, 'big.bin'), local_path: join(local, 'big-back.bin'), verify_sha256: true });
     expect(down.sha256).toBe(bigSha);
+    expect(down.files[0]?.streamed).toBe(true);
     expect(down.files[0]?.verified).toBe('size+sha256');
     expect(sha256Of(join(local, 'big-back.bin'))).toBe(bigSha);
     expect(leftovers(remote)).toEqual([]);
     expect(leftovers(local)).toEqual([]);
     rmSync(join(remote, 'big.bin'));
     rmSync(join(local, 'big-back.bin'));
+  });
+
+  it('a host that may run commands sends a download as one stream; without allow_execute or with a commands.allow list, SFTP reads; same bytes', { timeout: 120_000 }, async () => {
+    const sha = writePattern(join(remote, 'stream.bin'), 24);
+    for (const [host, streamed] of [['web', true], ['noexec', false], ['allowlisted', false]] as const) {
+      const dest = join(local, `stream-${host}.bin`);
+      const out = await h.ok<TransferOut>('ssh_download_file', { host, remote_path: join(remote, 'stream.bin'), local_path: dest });
+      expect([host, out.files[0]?.streamed, out.sha256]).toEqual([host, streamed, sha]);
+      expect(sha256Of(dest)).toBe(sha);
+      rmSync(dest);
+    }
+    // Resuming a stream starts at the kept offset (tail -c +N): a partial file of the first 8 MiB is kept.
+    const dest = join(local, 'stream-resume.bin');
+    writeFileSync(join(local, '.stream-resume.bin.sshgate-partial'), readFileSync(join(remote, 'stream.bin')).subarray(0, 8 * MIB + 123));
+    const resumed = await h.ok<TransferOut>('ssh_download_file', { host: 'web', remote_path: join(remote, 'stream.bin'), local_path: dest, resume: true });
+    expect(resumed.files[0]).toMatchObject({ streamed: true, sha256: sha });
+    expect(resumed.files[0]?.resumed_from).toBeGreaterThan(0);
+    expect(sha256Of(dest)).toBe(sha);
+    expect(leftovers(local)).toEqual([]);
+    rmSync(dest);
+    rmSync(join(remote, 'stream.bin'));
+  });
+
+  it('a shell start-up file that prints (BASH_ENV) does not end up in a streamed download', { timeout: 120_000 }, async () => {
+    const noisyDir = mkdtempSync(join(tmpdir(), 'sshgate-noisy-'));
+    writeFileSync(join(noisyDir, 'noisy.sh'), 'echo "Welcome to the noisy host"\n');
+    // internal-sftp runs SFTP inside sshd, past the shell: only commands see the greeting (an external sftp-server
+    // started through the shell would be broken by it, as OpenSSH's own sftp is).
+    const noisy = await startSshd({ address: '127.0.0.34', extraConfig: [`SetEnv SHLVL=1 BASH_ENV=${join(noisyDir, 'noisy.sh')}`, 'Subsystem sftp internal-sftp'] });
+    const nh = await startHarness({ hosts: { noisy: { sshd: noisy, config: { roots: [remote] } } }, config: { tier: 'exec', local_paths: [local] } });
+    try {
+      // Positive control: the greeting does reach a command's output on this host.
+      const control = await nh.ok<{ stdout: string }>('ssh_exec', { host: 'noisy', command: 'true' });
+      expect(control.stdout).toContain('Welcome to the noisy host');
+      const sha = writePattern(join(remote, 'noisy.bin'), 6);
+      const dest = join(local, 'noisy.bin');
+      const out = await nh.ok<TransferOut>('ssh_download_file', { host: 'noisy', remote_path: join(remote, 'noisy.bin'), local_path: dest });
+      expect(out.files[0]).toMatchObject({ streamed: true, sha256: sha, bytes: 6 * MIB });
+      expect(sha256Of(dest)).toBe(sha);
+      rmSync(dest);
+      rmSync(join(remote, 'noisy.bin'));
+    } finally {
+      await nh.close();
+      await noisy.stop();
+      rmSync(noisyDir, { recursive: true, force: true });
+    }
   });
 
   it('progress notifications arrive when the client sends a progress token, rising to the total', { timeout: 120_000 }, async () => {
