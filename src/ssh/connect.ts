@@ -182,10 +182,31 @@ function checkAllFiles(files: readonly { file: string; entries: KnownHostsEntry[
   return best ?? { verdict: { status: 'unknown' }, file: files[0]?.file ?? '' };
 }
 
+/**
+ * Bytes of one socket read. Node reads 64 KiB at a time; an SSH packet (up to 32 KiB of data plus framing) that
+ * spans two reads makes ssh2 allocate and copy it before decrypting, which on a bulk download is most packets.
+ * With 256 KiB reads most packets lie inside one read and are decrypted in place (the payloads are views of the
+ * read buffer). Measured on 256 MiB streamed downloads, interleaved runs on 2 cores: median 421-422 -> 479-486 MiB/s,
+ * OpenSSH sftp 339-359 MiB/s in the same runs. Each read takes a fresh buffer, because payloads handed on may be
+ * kept (a buffer is freed once no view of it is left).
+ */
+const SOCKET_READ_BYTES = 256 * 1024;
+
 function openSocket(host: ResolvedHost, signal: AbortSignal): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const where = `${host.alias} (${host.hostname}:${host.port})`;
-    const socket = netConnect({ host: host.hostname, port: host.port });
+    // With `onread`, Node delivers reads to the callback instead of 'data' events; ssh2 listens for 'data'.
+    const socket: Socket = netConnect({
+      host: host.hostname,
+      port: host.port,
+      onread: {
+        buffer: () => Buffer.allocUnsafe(SOCKET_READ_BYTES),
+        callback: (bytes: number, buffer: Uint8Array) => {
+          socket.emit('data', Buffer.from(buffer.buffer, buffer.byteOffset, bytes));
+          return true;
+        },
+      },
+    });
     const onAbort = (): void => {
       socket.destroy();
       reject(abortError(signal, where));
