@@ -1,6 +1,6 @@
 // Transfer throughput (issue 4): a 256 MiB download and upload through sshgate's tools (the built server over
 // stdio, like run.mjs), next to OpenSSH `sftp -b` and `scp` of the same file against the same sshd in the same
-// run. Each figure is the median of BENCH_TRANSFER_RUNS runs (default 3), the tools interleaved so that a busy
+// run. Each figure is the median of BENCH_TRANSFER_RUNS runs (default 7), the tools interleaved so that a busy
 // machine slows them alike. Run alone with `node bench/transfer.mjs` (after `npm run build`).
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -115,7 +115,7 @@ function openSsh(sshd) {
  * Measures 256 MiB (BENCH_TRANSFER_MIB) downloads and uploads through sshgate and OpenSSH against `sshd`, with
  * scratch files under `dir`. `mainJs` is the built server (default dist/main.js). Returns JSON figures.
  */
-export async function benchTransfers(sshd, dir, { mainJs = join(root, 'dist', 'main.js'), mib = Number(process.env.BENCH_TRANSFER_MIB ?? 256), runs = Number(process.env.BENCH_TRANSFER_RUNS ?? 3) } = {}) {
+export async function benchTransfers(sshd, dir, { mainJs = join(root, 'dist', 'main.js'), mib = Number(process.env.BENCH_TRANSFER_MIB ?? 256), runs = Number(process.env.BENCH_TRANSFER_RUNS ?? 7) } = {}) {
   // A login user other than ours (BENCH_USER) must reach the files: then a world-writable scratch directory.
   const otherUser = sshd.user !== userInfo().username;
   const work = otherUser ? await mkdtemp(join(tmpdir(), 'sshgate-bench-transfer-')) : join(dir, 'transfer');
@@ -186,9 +186,10 @@ export async function benchTransfers(sshd, dir, { mainJs = join(root, 'dist', 'm
     await rm(work, { recursive: true, force: true });
   }
   const med = (tool, direction) => median(figures[tool][direction]);
+  const best = (tool, direction) => Math.max(...figures[tool][direction]);
   const describe = (tool) => ({
-    download: { median: round(med(tool, 'download')), runs: figures[tool].download.map(round) },
-    upload: { median: round(med(tool, 'upload')), runs: figures[tool].upload.map(round) },
+    download: { median: round(med(tool, 'download')), best: round(best(tool, 'download')), runs: figures[tool].download.map(round) },
+    upload: { median: round(med(tool, 'upload')), best: round(best(tool, 'upload')), runs: figures[tool].upload.map(round) },
   });
   const cpu = (tool, direction) => (figures[tool][`${direction}_cpu`].length === 0 ? null : Math.round(median(figures[tool][`${direction}_cpu`]) * 100) / 100);
   return {
@@ -205,6 +206,12 @@ export async function benchTransfers(sshd, dir, { mainJs = join(root, 'dist', 'm
       upload_vs_sftp: ratio(med('sshgate', 'upload'), med('sftp', 'upload')),
       download_vs_scp: ratio(med('sshgate', 'download'), med('scp', 'download')),
       upload_vs_scp: ratio(med('sshgate', 'upload'), med('scp', 'upload')),
+    },
+    // On a 2-core machine that runs sshd, the client and the OpenSSH tools at once, runs are bimodal (a slow mode
+    // about 40% below the fast one, whichever tool): the best run of each shows what the code can do.
+    ratios_best: {
+      download_vs_sftp: ratio(best('sshgate', 'download'), best('sftp', 'download')),
+      upload_vs_sftp: ratio(best('sshgate', 'upload'), best('sftp', 'upload')),
     },
     targets: {
       download_at_least_sftp: med('sshgate', 'download') >= med('sftp', 'download'),
