@@ -574,7 +574,8 @@ describe('ssh_transfer_file', () => {
   });
 
   it('holds a rate slot on each host while it runs: a call to a concurrency-1 destination meanwhile is RATE_LIMITED', { timeout: 180_000 }, async () => {
-    const sha = writePattern(join(remote, 'slot.bin'), 64);
+    // 256 MiB: the copy lasts about a second, well past the first progress notification (every 200 ms).
+    const sha = writePattern(join(remote, 'slot.bin'), 256);
     let during: Promise<{ code: string; message: string }> | null = null;
     const out = await th.call(
       'ssh_transfer_file',
