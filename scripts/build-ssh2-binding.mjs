@@ -1,10 +1,12 @@
 // Builds ssh2's optional native crypto binding for the Node that runs this script (the repo's pinned Node 24), in
 // a form that cannot abort the process, and proves it before leaving it in place.
 //
-// Why build it here: `npm ci` runs ssh2's own install script under the Node that runs npm (the system Node 20 on
-// these machines), so the binding it builds cannot load in Node 24 ("Module did not self-register") and ssh2
-// silently falls back to JavaScript crypto: 0.64x OpenSSH sftp on a 256 MiB transfer, against 0.82x with the
-// binding (bench/transfer.mjs). Run from the `prepare` script, whose `node` is node@24 from node_modules/.bin.
+// Why build it here: ssh2's own install script runs under the Node that runs npm (the system Node 20 on these
+// machines), so the binding it builds cannot load in Node 24 ("Module did not self-register") and ssh2 silently
+// falls back to JavaScript crypto: 0.64x OpenSSH sftp on a 256 MiB transfer, against 0.82x with the binding
+// (bench/transfer.mjs). package.json's `allowScripts` therefore denies that script (it would also try to download
+// headers where none are installed) and this one, run from the `prepare` script, whose `node` is node@24 from
+// node_modules/.bin, builds the binding instead.
 //
 // Why patch a header: Node 24.19 made the header-only `node::ObjectWrap` register an environment cleanup hook in
 // its constructor and remove it in its destructor (nodejs/node#63642, mscdex/ssh2#1511, nodejs/node#65446). The
