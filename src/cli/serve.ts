@@ -5,8 +5,7 @@ import { createServer } from '../server/create-server.js';
 import { selectTools } from '../server/registry.js';
 import { closeRuntime, createRuntime } from '../server/runtime.js';
 import { allTools } from '../tools/index.js';
-import { nativeCryptoAvailable } from '../ssh/connect.js';
-import { nativeCryptoBlocked } from '../ssh/native-crypto.js';
+import { nativeCryptoAvailable, nativeCryptoBlocked } from '../ssh/native-crypto.js';
 import { serveOnStdio } from '../transports/stdio.js';
 
 /**

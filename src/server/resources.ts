@@ -1,7 +1,7 @@
 // MCP resources (server info, host inventory) and prompts (runbooks) of the server.
 import { McpServer, ResourceTemplate } from '@modelcontextprotocol/server';
 import { z } from 'zod';
-import { nativeCryptoAvailable } from '../ssh/connect.js';
+import { nativeCryptoAvailable } from '../ssh/native-crypto.js';
 import type { AnyTool } from '../tools/define-tool.js';
 import type { Runtime } from './registry.js';
 

@@ -2,7 +2,6 @@
 // known_hosts check before auth, keepalive.
 import { connect as netConnect, type Socket } from 'node:net';
 import { readFile, stat } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
 import ssh2, { type AnyAuthMethod, type ParsedKey } from 'ssh2';
 import { SshgateError } from '../errors.js';
@@ -27,22 +26,6 @@ import { mapConnectError } from './map-error.js';
 // ssh2 is CommonJS: Node's ESM loader exposes its exports only through the default import.
 const { Client, utils: sshUtils } = ssh2;
 type Client = InstanceType<typeof Client>;
-
-/**
- * Whether ssh2 loaded its native crypto binding (AES-GCM and ChaCha20-Poly1305 in C++ over OpenSSL) in this Node.
- * Without it ssh2 encrypts in JavaScript: measured 0.64x OpenSSH sftp on a 256 MiB transfer, against 0.82x with it
- * (bench/transfer.mjs, before the GC flag of src/cli/relaunch.ts). The binding is built for one Node ABI: one built
- * by `npm ci` under another Node fails to load, silently; `npm run prepare` rebuilds it (scripts/build-ssh2-binding.mjs).
- */
-export function nativeCryptoAvailable(): boolean {
-  try {
-    // ssh2 exports the flag from a module its package does not re-export; require() reaches it (CommonJS).
-    const crypto = createRequire(import.meta.url)('ssh2/lib/protocol/crypto.js') as { bindingAvailable?: unknown };
-    return crypto.bindingAvailable === true;
-  } catch {
-    return false;
-  }
-}
 
 /** known_hosts policy: strict refuses unknown hosts; accept-new appends a first-seen key. */
 export type KnownHostsMode = 'strict' | 'accept-new';

@@ -18,7 +18,7 @@ import type { FacadeDeps } from './facade.js';
 import { mapSftpError } from './map-error.js';
 import { personalityOf } from './personality.js';
 import { abortable, ChannelOpenError, classifyOpenError, signalError, type Lease } from './pool.js';
-import { assertAllowed, confineEntry, confineExisting, isAllowed, isNotFound, lexicalPath, sftpOps, VERIFY_DIGEST_MAX_BYTES } from './sftp.js';
+import { assertAllowed, confineEntry, confineExisting, fileKindOfMode, isAllowed, isNotFound, lexicalPath, sftpOps, VERIFY_DIGEST_MAX_BYTES } from './sftp.js';
 
 /** What a transfer call asks for. */
 export interface TransferOptions {
@@ -187,17 +187,10 @@ interface Endpoint {
   batch(issue: () => void): void;
 }
 
+/** What a transfer distinguishes of {@link fileKindOfMode}'s kinds: devices, fifos and sockets are all `other`. */
 function kindOfMode(mode: number): EntryKind {
-  switch (mode & 0o170000) {
-    case 0o100000:
-      return 'file';
-    case 0o040000:
-      return 'directory';
-    case 0o120000:
-      return 'symlink';
-    default:
-      return 'other';
-  }
+  const kind = fileKindOfMode(mode);
+  return kind === 'file' || kind === 'directory' || kind === 'symlink' ? kind : 'other';
 }
 
 function remoteInfo(attrs: Stats | { mode: number; size: number; mtime: number; uid: number; gid: number }): EntryInfo {

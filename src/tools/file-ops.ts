@@ -7,12 +7,10 @@ import { isBinary } from '../ssh/file-ops.js';
 import { normaliseWindowsPath } from '../ssh/personality.js';
 import type { ResolvedHost } from '../config/load.js';
 import { defineTool, type AnyTool, type ToolContext } from './define-tool.js';
-import { hostAlias, remotePath } from './fields.js';
+import { hostAlias, octalMode, remotePath, sha256Field } from './fields.js';
 import { requireHost } from './hosts.js';
 
 const entryType = z.enum(['file', 'directory', 'symlink', 'fifo', 'socket', 'block', 'char', 'other']);
-const sha256Field = z.string().regex(/^[0-9a-fA-F]{64}$/u, 'a sha256 in hex');
-const octalMode = z.string().regex(/^0?[0-7]{3,4}$/u, 'an octal mode such as 0755');
 
 /** Longest diff text returned; the rest is cut with `diff_truncated: true`. */
 const DIFF_OUTPUT_MAX = 256 * 1024;
@@ -391,6 +389,31 @@ const rewriteOutput = z.object({
   backup_path: z.string().nullable(),
 });
 
+/**
+ * Rewrites the text file `input.path` on the call's host with `transform` (atomically, or not at all with
+ * `dry_run`), honouring `expected_sha256` and `backup`, and returns the fields of {@link rewriteOutput}.
+ * @throws what `transform` throws (nothing is written), and the errors of `rewriteTextFile` and `diffOrRefuse`.
+ */
+async function rewrite(
+  ctx: ToolContext,
+  input: { path: string; dry_run: boolean; backup: boolean; expected_sha256?: string | undefined },
+  transform: (before: string) => string,
+): Promise<z.output<typeof rewriteOutput>> {
+  const options = { dryRun: input.dry_run, backup: input.backup, ...(input.expected_sha256 === undefined ? {} : { expectedSha256: input.expected_sha256 }) };
+  const out = await ctx.remote.rewriteTextFile(requireHost(ctx.host), input.path, transform, options);
+  const d = diffOrRefuse(out.path, out.path, out.before, out.after);
+  return {
+    path: out.path,
+    written: out.written,
+    dry_run: input.dry_run,
+    diff: d.diff,
+    diff_truncated: d.truncated,
+    previous_sha256: out.before_sha256,
+    sha256: out.after_sha256,
+    backup_path: out.write?.backup_path ?? null,
+  };
+}
+
 function renderRewrite(out: z.output<typeof rewriteOutput>): string {
   const state = out.dry_run ? 'Dry run (nothing written)' : out.written ? 'Changed' : 'No change to';
   return `${state} ${out.path}: sha256 ${out.sha256}${out.backup_path === null ? '' : `, backup ${out.backup_path}`}\n${out.diff}`;
@@ -430,28 +453,12 @@ export const editFile = defineTool({
   policy: ({ path }) => ({ paths: [{ path: policyPath(path), access: 'write' }] }),
   async run(input, ctx) {
     let replacements: number[] = [];
-    const out = await ctx.remote.rewriteTextFile(
-      requireHost(ctx.host),
-      input.path,
-      (before) => {
-        const applied = applyEdits(before, input.edits);
-        replacements = applied.replacements;
-        return applied.text;
-      },
-      { dryRun: input.dry_run, backup: input.backup, ...(input.expected_sha256 === undefined ? {} : { expectedSha256: input.expected_sha256 }) },
-    );
-    const d = diffOrRefuse(out.path, out.path, out.before, out.after);
-    return {
-      path: out.path,
-      written: out.written,
-      dry_run: input.dry_run,
-      diff: d.diff,
-      diff_truncated: d.truncated,
-      previous_sha256: out.before_sha256,
-      sha256: out.after_sha256,
-      backup_path: out.write?.backup_path ?? null,
-      replacements,
-    };
+    const out = await rewrite(ctx, input, (before) => {
+      const applied = applyEdits(before, input.edits);
+      replacements = applied.replacements;
+      return applied.text;
+    });
+    return { ...out, replacements };
   },
   summarize: renderRewrite,
 });
@@ -479,28 +486,12 @@ export const patchFile = defineTool({
   policy: ({ path }) => ({ paths: [{ path: policyPath(path), access: 'write' }] }),
   async run(input, ctx) {
     let hunks = 0;
-    const out = await ctx.remote.rewriteTextFile(
-      requireHost(ctx.host),
-      input.path,
-      (before) => {
-        const applied = applyUnifiedPatch(before, input.patch);
-        hunks = applied.hunks;
-        return applied.text;
-      },
-      { dryRun: input.dry_run, backup: input.backup, ...(input.expected_sha256 === undefined ? {} : { expectedSha256: input.expected_sha256 }) },
-    );
-    const d = diffOrRefuse(out.path, out.path, out.before, out.after);
-    return {
-      path: out.path,
-      written: out.written,
-      dry_run: input.dry_run,
-      diff: d.diff,
-      diff_truncated: d.truncated,
-      previous_sha256: out.before_sha256,
-      sha256: out.after_sha256,
-      backup_path: out.write?.backup_path ?? null,
-      hunks,
-    };
+    const out = await rewrite(ctx, input, (before) => {
+      const applied = applyUnifiedPatch(before, input.patch);
+      hunks = applied.hunks;
+      return applied.text;
+    });
+    return { ...out, hunks };
   },
   summarize: renderRewrite,
 });

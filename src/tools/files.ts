@@ -4,7 +4,7 @@ import picomatch from 'picomatch';
 import { z } from 'zod';
 import { invalidInput } from '../errors.js';
 import { defineTool } from './define-tool.js';
-import { hostAlias, remotePath } from './fields.js';
+import { hostAlias, octalMode, readRangeShape, remotePath, sha256Field } from './fields.js';
 import { requireHost } from './hosts.js';
 import { policyPath } from './file-ops.js';
 
@@ -106,11 +106,7 @@ export const readFile = defineTool({
   input: z.object({
     host: hostAlias,
     path: remotePath,
-    start_line: z.number().int().min(1).optional().describe('First line to return (1-based).'),
-    line_count: z.number().int().min(1).optional().describe('Number of lines to return.'),
-    offset: z.number().int().min(0).optional().describe('Byte offset to start at; not with start_line or line_count.'),
-    max_bytes: z.number().int().min(1).optional().describe('Cap on bytes returned (default and ceiling: the server\'s limits.max_read_bytes).'),
-    encoding: z.enum(['utf8', 'base64']).default('utf8'),
+    ...readRangeShape,
     redact: z
       .boolean()
       .default(false)
@@ -169,16 +165,8 @@ export const writeFile = defineTool({
     path: remotePath,
     content: z.string().describe('The new content of the file.'),
     encoding: z.enum(['utf8', 'base64']).default('utf8').describe('How content is encoded (base64 for binary content).'),
-    mode: z
-      .string()
-      .regex(/^0?[0-7]{3,4}$/u, 'an octal mode such as 0644')
-      .optional()
-      .describe('Permission bits in octal for the file (default: keep the existing mode, or 0644 for a new file).'),
-    expected_sha256: z
-      .string()
-      .regex(/^[0-9a-fA-F]{64}$/u, 'a sha256 in hex')
-      .optional()
-      .describe('Refuse the write unless the current file has this sha256.'),
+    mode: octalMode.optional().describe('Permission bits in octal for the file (default: keep the existing mode, or 0644 for a new file).'),
+    expected_sha256: sha256Field.optional().describe('Refuse the write unless the current file has this sha256.'),
     create_parents: z.boolean().default(false).describe('Create missing parent directories (mode 0755).'),
     backup: z.boolean().default(false).describe('Keep the previous content as <path>.sshgate-bak-<UTC timestamp> (a hard link where possible).'),
   }),

@@ -15,6 +15,7 @@ import { ConnectionPool, type PoolSettings } from '../../src/ssh/pool.js';
 import { freePort, generateKey, startSshd, type SshdInstance } from '../../src/testing/sshd.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { startProxy, startTarpit } from '../helpers/tcp-proxy.js';
+import { waitFor } from '../helpers/wait.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -344,15 +345,6 @@ describe('network faults', () => {
       }
     }
     return out;
-  }
-
-  async function waitFor(check: () => Promise<boolean>, ms: number): Promise<boolean> {
-    const deadline = Date.now() + ms;
-    while (Date.now() < deadline) {
-      if (await check()) return true;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    return check();
   }
 
   it('keepalive notices a stalled link within interval x count: CONNECTION_LOST, not a hang', async () => {

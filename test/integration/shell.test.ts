@@ -1,12 +1,13 @@
 // Persistent shells (issue 5): posix sessions against a real OpenSSH sshd, cli sessions against an emulated
 // Cisco-like device (test/helpers/cli-device.ts), both through a real MCP client.
-import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ShellSendResult } from '../../src/ssh/shell-session.js';
 import { startSshd, type SshdInstance } from '../../src/testing/sshd.js';
 import { startCliDevice, type CliDevice } from '../helpers/cli-device.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
+import { localProcesses, waitFor } from '../helpers/wait.js';
 
 interface Opened {
   session_id: string;
@@ -19,33 +20,8 @@ interface Opened {
   note: string | null;
 }
 
-interface Sent {
-  output: string;
-  exit_code: number | null;
-  timed_out: boolean;
-  truncated: boolean;
-  output_bytes: number;
-  duration_ms: number;
-  session_open: boolean;
-  cwd: string | null;
-  prompt: string | null;
-  note: string | null;
-}
-
-/** Processes on this machine (the test sshd is local) whose command line contains `needle`. */
-function processes(needle: string): string[] {
-  const out = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
-  return out.split('\n').filter((l) => l.includes(needle) && !l.includes('ps -eo'));
-}
-
-async function waitFor(check: () => boolean, ms = 5000): Promise<boolean> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (check()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return check();
-}
+/** ssh_send_shell's structured result. */
+type Sent = ShellSendResult;
 
 const PROMPT_REGEX = '^[\\w.-]+(\\([\\w-]+\\))?[>#] ?$';
 
@@ -132,7 +108,7 @@ describe('posix shell sessions', () => {
     expect(out).toMatchObject({ timed_out: true, exit_code: 130, session_open: true, output: 'started\n' });
     expect(out.note).toContain('interrupted');
     expect(out.duration_ms).toBeLessThan(5000);
-    expect(await waitFor(() => processes('sleep 31.4159').length === 0)).toBe(true);
+    expect(await waitFor(() => localProcesses('sleep 31.4159').length === 0)).toBe(true);
     expect(await send('box', id, 'echo next; pwd')).toMatchObject({ output: 'next\n/usr\n', exit_code: 0, timed_out: false });
   });
 
@@ -145,10 +121,10 @@ describe('posix shell sessions', () => {
   it('stops the command on the host when the client cancels the call, and the session stays usable', async () => {
     const controller = new AbortController();
     const call = h.call('ssh_send_shell', { host: 'box', session_id: id, command: 'sleep 23.1406; echo after' }, { signal: controller.signal });
-    expect(await waitFor(() => processes('sleep 23.1406').length === 1)).toBe(true);
+    expect(await waitFor(() => localProcesses('sleep 23.1406').length === 1)).toBe(true);
     controller.abort();
     await expect(call).rejects.toThrow();
-    expect(await waitFor(() => processes('sleep 23.1406').length === 0)).toBe(true);
+    expect(await waitFor(() => localProcesses('sleep 23.1406').length === 0)).toBe(true);
     expect((await send('box', id, 'echo still here')).output).toBe('still here\n');
   });
 
@@ -207,10 +183,10 @@ describe('posix shell sessions', () => {
   it('ssh_close_shell stops the shell and the background jobs it started', async () => {
     const s = await open('other');
     await send('other', s.session_id, 'sleep 27.1828 > /dev/null 2>&1 &');
-    expect(processes('sleep 27.1828')).toHaveLength(1);
+    expect(localProcesses('sleep 27.1828')).toHaveLength(1);
     const closed = await h.ok<{ commands_run: number }>('ssh_close_shell', { host: 'other', session_id: s.session_id });
     expect(closed.commands_run).toBe(1);
-    expect(await waitFor(() => processes('sleep 27.1828').length === 0 && !existsSync(`/proc/${String(s.remote_pid)}`))).toBe(true);
+    expect(await waitFor(() => localProcesses('sleep 27.1828').length === 0 && !existsSync(`/proc/${String(s.remote_pid)}`))).toBe(true);
     expect((await h.err('ssh_send_shell', { host: 'other', session_id: s.session_id, command: 'echo hi' })).message).toContain('ssh_close_shell');
   });
 });
@@ -252,7 +228,7 @@ describe('session limits and lifetimes', () => {
       expect(out).toMatchObject({ output: 'started\n', session_open: false, timed_out: false });
       expect(out.note).toContain('maximum lifetime of 1500 ms');
       expect(out.duration_ms).toBeLessThan(10_000);
-      expect(await waitFor(() => processes('sleep 41.4213').length === 0)).toBe(true);
+      expect(await waitFor(() => localProcesses('sleep 41.4213').length === 0)).toBe(true);
     } finally {
       await short.close();
     }
@@ -278,10 +254,10 @@ describe('session limits and lifetimes', () => {
     await send('box', s.session_id, 'sleep 36.2879 > /dev/null 2>&1 &', {}, temp);
     await open('router', temp);
     expect(device.openShells()).toBe(shellsBefore + 1);
-    expect(processes('sleep 36.2879')).toHaveLength(1);
-    expect(processes('sshgate-shell').length).toBeGreaterThan(0);
+    expect(localProcesses('sleep 36.2879')).toHaveLength(1);
+    expect(localProcesses('sshgate-shell').length).toBeGreaterThan(0);
     await temp.close();
-    expect(await waitFor(() => processes('sleep 36.2879').length === 0 && !existsSync(`/proc/${String(s.remote_pid)}`))).toBe(true);
+    expect(await waitFor(() => localProcesses('sleep 36.2879').length === 0 && !existsSync(`/proc/${String(s.remote_pid)}`))).toBe(true);
     expect(await waitFor(() => device.openShells() === shellsBefore)).toBe(true);
   });
 });

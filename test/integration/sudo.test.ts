@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSshd, type SshdInstance } from '../../src/testing/sshd.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
+import { waitFor } from '../helpers/wait.js';
 
 const isRoot = process.getuid?.() === 0;
 const SKIP_REASON = 'the sudo tests create accounts and sudoers rules on this machine, which needs root';
@@ -53,15 +54,6 @@ function createUser(name: string, password: string | null): void {
 /** Command lines of every process on this machine (the test sshd is local). */
 function processList(): string {
   return execFileSync('ps', ['-eo', 'args='], { encoding: 'utf8' });
-}
-
-async function waitFor(check: () => boolean, ms = 5000): Promise<boolean> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (check()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return check();
 }
 
 

@@ -7,21 +7,7 @@ import { mkdtempSync, readFileSync, statSync, writeFileSync, symlinkSync, mkdirS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-
-/** Processes on this machine (the test sshd is local) whose command line contains `needle`. */
-function remoteProcesses(needle: string): string[] {
-  const out = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
-  return out.split('\n').filter((l) => l.includes(needle) && !l.includes('ps -eo'));
-}
-
-async function waitFor(check: () => boolean, ms = 5000): Promise<boolean> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (check()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return check();
-}
+import { localProcesses, waitFor } from '../helpers/wait.js';
 
 let sshd: SshdInstance;
 let h: Harness;
@@ -251,17 +237,17 @@ describe('ssh_exec', () => {
     expect(e.details?.['timed_out']).toBe(true);
     expect(e.details?.['stopped']).toBe(true);
     expect(Date.now() - started).toBeLessThan(15_000);
-    expect(await waitFor(() => remoteProcesses(marker).length === 0)).toBe(true);
+    expect(await waitFor(() => localProcesses(marker).length === 0)).toBe(true);
   });
 
   it('MCP cancellation stops the remote command too', async () => {
     const marker = `sleep 96.${Date.now() % 100000}`;
     const controller = new AbortController();
     const pending = h.call('ssh_exec', { host: 'web1', command: marker, timeout_ms: 60_000 }, { signal: controller.signal }).catch((err: unknown) => err);
-    expect(await waitFor(() => remoteProcesses(marker).length > 0)).toBe(true);
+    expect(await waitFor(() => localProcesses(marker).length > 0)).toBe(true);
     controller.abort();
     await pending;
-    expect(await waitFor(() => remoteProcesses(marker).length === 0)).toBe(true);
+    expect(await waitFor(() => localProcesses(marker).length === 0)).toBe(true);
   });
 
   it('returns at exit plus a short grace when a background child keeps stdout open', async () => {

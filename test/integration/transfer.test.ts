@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSshd, type SshdInstance } from '../../src/testing/sshd.js';
 import { startProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
+import { waitFor } from '../helpers/wait.js';
 
 const MIB = 1024 * 1024;
 
@@ -50,15 +51,6 @@ function sha256Of(path: string): string {
 }
 
 const sha256Text = (text: string): string => createHash('sha256').update(text).digest('hex');
-
-async function waitFor(check: () => boolean, ms = 10_000): Promise<boolean> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (check()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return check();
-}
 
 /** Temp and partial files sshgate leaves beside a destination while it writes. */
 const leftovers = (dir: string): string[] => readdirSync(dir).filter((n) => n.includes('.sshgate-'));
@@ -374,7 +366,7 @@ describe('ssh_upload_file and ssh_download_file', () => {
         },
       });
       await expect(pending).rejects.toThrow();
-      expect(await waitFor(() => leftovers(remote).length === 0)).toBe(true);
+      expect(await waitFor(() => leftovers(remote).length === 0, 10_000)).toBe(true);
       expect(existsSync(join(remote, `cancel-${resume}.bin`))).toBe(false);
     }
     writeFileSync(join(remote, 'to-cancel.bin'), readFileSync(big));
@@ -386,7 +378,7 @@ describe('ssh_upload_file and ssh_download_file', () => {
       },
     });
     await expect(pending).rejects.toThrow();
-    expect(await waitFor(() => leftovers(local).length === 0)).toBe(true);
+    expect(await waitFor(() => leftovers(local).length === 0, 10_000)).toBe(true);
     expect(existsSync(join(local, 'cancelled.bin'))).toBe(false);
     rmSync(join(remote, 'to-cancel.bin'));
     // The server is still there and serves the next call.
@@ -512,7 +504,7 @@ describe('faults and resume', () => {
       });
       expect(errorOf(first).code).toBe('CONNECTION_LOST');
       expect(existsSync(dest)).toBe(false);
-      expect(await waitFor(() => existsSync(join(remote, '.resumed-up.bin.sshgate-partial')))).toBe(true);
+      expect(await waitFor(() => existsSync(join(remote, '.resumed-up.bin.sshgate-partial')), 10_000)).toBe(true);
 
       const second = await ph.ok<TransferOut>('ssh_upload_file', { host: 'cutnoexec', local_path: big, remote_path: dest, resume: true });
       expect(second.files[0]?.resumed_from).toBeGreaterThan(16 * MIB);
